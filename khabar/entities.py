@@ -1,0 +1,519 @@
+"""Entity linking: people, organisations and places with one canonical id across languages.
+
+Pipeline per document (pure, no I/O once the data is loaded):
+
+1. Gazetteer names are matched on the normalised *match form* of the text (:mod:`khabar.normalize`)
+   with one Aho-Corasick automaton per language, built lazily once. A hit must sit on token
+   boundaries, except for Arabic clitics before it (و ف ب ل ك ال and combinations: وال بال لل …) and
+   Persian suffixes after it (ها های را, and ی/ای for people and organisations — on a place they make
+   an adjective, "ایرانی", which is not a mention of the country). Longest hit wins.
+2. Short forms (surname alone, "الأسد", "فارس", first name "قاسم") and names on the stop-list link
+   only when the entity is named in full elsewhere in the document, or the NER model tags the span.
+3. Typo-tolerant matching (rapidfuzz) for tokens that look like names: inside an NER span, after a
+   title (الجنرال, سرلشکر, آقای …) or after a known first name; against the document's entities first,
+   then against gazetteer surnames with a stricter threshold and a length floor.
+4. NER spans (:func:`khabar.ner.tag_spans`) that overlap no gazetteer mention become entities with a
+   stable id derived from the match form of the name (``per:x-<romanised key>``), so every article
+   spelling a new name the same way — in either Arabic-script variant — gets the same id.
+
+Every ``start``/``end`` is an index into the input text.
+
+Usage::
+
+    from khabar.entities import extract_entities
+    for ent in extract_entities(text, "fa"):
+        print(ent["id"], ent["mention_count"], [m["text"] for m in ent["mentions"]])
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import ahocorasick
+from rapidfuzz import fuzz, process
+
+from khabar import gazetteer as gz
+from khabar.normalize import Normalized, match_key, normalize
+
+_AR_PREFIXES = frozenset({
+    "و", "ف", "ب", "ل", "ك", "ال", "وال", "فال", "بال", "كال", "لل", "ولل", "فلل", "وب", "ول", "وك", "فب",
+    "فل", "فك", "وبال", "فبال", "وكال", "فكال",
+})
+_FA_SUFFIXES_ANY = frozenset({"ها", "هاي", "هايي", "را"})
+_FA_SUFFIXES_NOT_LOC = frozenset({"ي", "اي", "يي"})
+# Quote marks and other punctuation between the words of a name ("وكالة “فارس”") are skipped.
+_GAP_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]+")
+_TOKEN_RE = re.compile(r"[^\W_]+")
+# Only gaps that are not already one plain space need rewriting (far fewer matches than _GAP_RE).
+_GAP_FIX_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]{2,}|[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]")
+_MAX_PREFIX = 4
+_FUZZ_DOC = 85.0       # against names already in the document
+_FUZZ_GLOBAL = 90.0    # against every gazetteer surname
+_FUZZ_MIN_LEN = 4
+# A ministry right after "minister" names the minister's office (وزير الخارجية الإيرانية), not the ministry.
+_MINISTER = frozenset({"وزير", "وزيره", "وزراء"})
+_NISBA = ("ي", "يه", "يون", "يين")
+_ENDINGS = ("ي", "يه", "يون", "يين", "ين", "اي", "ها", "هاي", "ان")
+_NER_MIN_CONF = 0.8
+_ROMAN = str.maketrans({
+    "ا": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d", "ذ": "dh", "ر": "r",
+    "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d", "ط": "t", "ظ": "z", "ع": "", "غ": "gh", "ف": "f",
+    "ق": "q", "ك": "k", "ل": "l", "م": "m", "ن": "n", "ه": "h", "و": "w", "ي": "y", "پ": "p", "چ": "ch",
+    "ژ": "zh", "گ": "g", "ء": "", "ى": "a", "ة": "h",
+})
+
+
+@dataclass(frozen=True)
+class _Name:
+    entity_id: str
+    short: bool
+
+
+@dataclass
+class _Index:
+    automaton: Any
+    keys: dict[str, list[_Name]]
+    surnames: dict[str, set[str]]        # key of a single-token person name -> entity ids
+    surname_choices: list[str]
+    full_by_first: dict[str, list[tuple[str, str]]]  # first-name key -> [(full key, entity id)]
+
+
+def _strip_al(key: str) -> str:
+    """Drop a leading Arabic article; it is matched as a clitic instead."""
+    # Not before a nisba ending: السعودية is the country, سعودية alone the adjective "Saudi".
+    if key.startswith("ال") and len(key) > 4 and key[2] != " " and not key.endswith("يه"):
+        return key[2:]
+    return key
+
+
+def _key(name: str, lang: str) -> str:
+    k = _GAP_RE.sub(" ", match_key(name)).strip().lower()
+    return _strip_al(k) if lang == "ar" else k
+
+
+@lru_cache(maxsize=1)
+def _stop_keys() -> frozenset[str]:
+    out = set()
+    for w in gz.stopwords():
+        k = _GAP_RE.sub(" ", match_key(w)).strip().lower()
+        out.update({k, _strip_al(k)})
+    return frozenset(out)
+
+
+@lru_cache(maxsize=4)
+def _index(lang: str) -> _Index:
+    """Automaton and fuzzy-match tables for one language ('ar', 'fa' or 'any'), built once."""
+    langs = {"ar": ("ar", "en"), "fa": ("fa", "en")}.get(lang, gz.LANGS)
+    stop = _stop_keys()
+    never = {_key(w, "fa") for w in gz.never_alone()} | {_key(w, "ar") for w in gz.never_alone()}
+    keys: dict[str, list[_Name]] = {}
+    surnames: dict[str, set[str]] = {}
+    full_by_first: dict[str, list[tuple[str, str]]] = {}
+    for ent in gz.entities().values():
+        for a in ent.aliases:
+            if a.lang not in langs:
+                continue
+            k = _key(a.text, "ar" if lang == "ar" else a.lang)
+            if len(k.replace(" ", "")) < 2:
+                continue
+            if k in never:
+                continue
+            short = a.short or k in stop
+            lst = keys.setdefault(k, [])
+            if not any(n.entity_id == ent.id and n.short == short for n in lst):
+                lst.append(_Name(ent.id, short))
+            if ent.type == "PER" and a.lang != "en":
+                toks = k.split()
+                if len(toks) == 1 and len(k) >= _FUZZ_MIN_LEN:
+                    surnames.setdefault(k, set()).add(ent.id)
+                elif len(toks) >= 2 and not a.short:
+                    full_by_first.setdefault(toks[0], []).append((k, ent.id))
+    auto = ahocorasick.Automaton()
+    for k in keys:
+        auto.add_word(k, k)
+    auto.make_automaton()
+    return _Index(auto, keys, surnames, sorted(surnames), full_by_first)
+
+
+@lru_cache(maxsize=1)
+def _title_keys() -> tuple[frozenset[str], frozenset[str]]:
+    ts = {_GAP_RE.sub(" ", match_key(t)).strip().lower() for t in gz.titles()}
+    gn = {_GAP_RE.sub(" ", match_key(t)).strip().lower() for t in gz.given_names()}
+    return frozenset(ts), frozenset(gn)
+
+
+def _ner() -> Callable[[str, str], list[tuple[int, int, str, float]]] | None:
+    try:
+        mod = importlib.import_module("khabar.ner")
+    except ImportError:
+        return None
+    return getattr(mod, "tag_spans", None)
+
+
+class _Doc:
+    """The working string: match form with punctuation gaps collapsed, and its map to the source."""
+
+    def __init__(self, text: str, norm: Normalized) -> None:
+        self.text = text
+        self.norm = norm
+        m = norm.match
+        pieces: list[str] = []
+        idx: list[int] = []
+        pos = 0
+        for g in _GAP_FIX_RE.finditer(m):
+            a, b = g.span()
+            pieces.append(m[pos:a])
+            idx.extend(range(pos, a))
+            pieces.append(" ")
+            idx.append(a)
+            pos = b
+        pieces.append(m[pos:])
+        idx.extend(range(pos, len(m)))
+        self.w = "".join(pieces).lower()
+        self.idx = idx
+        self._src_start: list[int] | None = None
+
+    def to_source(self, s: int, e: int) -> tuple[int, int]:
+        a, b = self.norm.to_source(self.idx[s], self.idx[e - 1] + 1, "match")
+        # Never start or end a mention on a space or quote mark.
+        t = self.text
+        while a < b and not t[a].isalnum():
+            a += 1
+        while b > a and not t[b - 1].isalnum():
+            b -= 1
+        return a, b
+
+    def from_source(self, a: int, b: int) -> tuple[int, int]:
+        if self._src_start is None:
+            mm = self.norm.match_map
+            self._src_start = [mm[i] for i in self.idx]
+        s = bisect.bisect_left(self._src_start, a)
+        e = bisect.bisect_left(self._src_start, b)
+        return s, max(e, s)
+
+
+@dataclass
+class _Hit:
+    start: int      # in the working string, the name itself (article kept when it was a clitic)
+    end: int
+    key: str
+    names: list[_Name]
+    entity_id: str | None = None
+    source: str = "gazetteer"
+    etype: str | None = None
+    surface: str | None = None
+
+
+def _boundaries(w: str, s: int, e: int, lang: str, etype_of: Callable[[str], bool]) -> tuple[bool, int]:
+    """Check the token boundaries of a hit ``w[s:e]``; return (ok, start including a kept article)."""
+    start = s
+    if s > 0 and w[s - 1].isalnum():
+        if lang != "ar":
+            return False, s
+        ts = s
+        while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
+            ts -= 1
+        if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
+            return False, s
+        if w[ts:s].endswith("ال"):
+            start = s - 2
+    if e < len(w) and w[e].isalnum():
+        if lang == "ar":
+            return False, start
+        te = e
+        while te < len(w) and w[te].isalnum() and te - e <= 4:
+            te += 1
+        if te < len(w) and w[te].isalnum():
+            return False, start
+        suf = w[e:te]
+        if suf in _FA_SUFFIXES_ANY:
+            return True, start
+        if suf in _FA_SUFFIXES_NOT_LOC and etype_of("not-loc"):
+            return True, start
+        return False, start
+    return True, start
+
+
+def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
+    w = doc.w
+    ents = gz.entities()
+    cands: list[_Hit] = []
+    for end, key in index.automaton.iter(w):
+        e = end + 1
+        s = e - len(key)
+        names = index.keys[key]
+
+        def not_loc(_: str, names: list[_Name] = names) -> bool:
+            return any(ents[n.entity_id].type != "LOC" for n in names)
+
+        ok, start = _boundaries(w, s, e, lang, not_loc)
+        if ok:
+            cands.append(_Hit(start, e, key, names))
+    cands.sort(key=lambda h: (-(h.end - h.start), h.start))
+    taken: list[tuple[int, int]] = []
+    out: list[_Hit] = []
+    for h in cands:
+        if any(h.start < b and a < h.end for a, b in taken):
+            continue
+        taken.append((h.start, h.end))
+        out.append(h)
+    out.sort(key=lambda h: h.start)
+    return out
+
+
+def _prev_token(w: str, pos: int) -> str | None:
+    j = pos
+    while j > 0 and not w[j - 1].isalnum():
+        j -= 1
+    i = j
+    while i > 0 and w[i - 1].isalnum():
+        i -= 1
+    return w[i:j] if i < j else None
+
+
+def _romanise(key: str) -> str:
+    s = key.translate(_ROMAN).lower()
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return s or "x"
+
+
+def new_entity_id(name: str, etype: str) -> str:
+    """Stable id of an entity the gazetteer lacks: type prefix + romanised match form of its name."""
+    return f"{etype.lower()}:x-{_romanise(_key(name, 'fa'))}"
+
+
+def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
+           given: frozenset[str]) -> str | None:
+    """Entity id for a possibly misspelt name token, or None."""
+    if len(token) < _FUZZ_MIN_LEN or token in _stop_keys():
+        return None
+    # A known name with an adjective or plural ending (ایرانی, الإيرانية) is not a misspelt name.
+    bare = _strip_al(token)
+    if bare in index.keys:
+        return None
+    ents = gz.entities()
+    for suf in _ENDINGS:
+        stem = bare[: -len(suf)]
+        if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
+            return None
+    if prev is not None and prev in given:
+        for full, eid in index.full_by_first.get(prev, ()):
+            if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
+                return eid
+    if doc_names:
+        best = process.extractOne(token, list(doc_names), scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
+        if best is not None:
+            return doc_names[best[0]]
+    if len(token) >= _FUZZ_MIN_LEN + 1:
+        best = process.extractOne(token, index.surname_choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_GLOBAL)
+        if best is not None and len(index.surnames[best[0]]) == 1:
+            return next(iter(index.surnames[best[0]]))
+    return None
+
+
+def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, int]] = (),
+                     normalized: Normalized | None = None, use_ner: bool = True) -> list[dict]:
+    """Find and link the people, organisations and places of one document.
+
+    Args:
+        text: the input text; all offsets index it.
+        language: ``"ar"`` or ``"fa"`` (anything else matches names of both).
+        exclude: spans of removed boilerplate; mentions starting inside them are dropped.
+        normalized: ``normalize(text)`` when the caller already has it (saves the work).
+        use_ner: consult :func:`khabar.ner.tag_spans` for names the gazetteer lacks.
+
+    Returns:
+        One dict per entity, in order of first mention: ``id``, ``type``, ``names`` (en/ar/fa where
+        known), ``name``, ``mention_count``, ``mentions`` ([{start, end, text}]), ``source``
+        (``gazetteer`` / ``fuzzy`` / ``ner``).
+    """
+    if not text:
+        return []
+    lang = language if language in ("ar", "fa") else "any"
+    norm = normalized if normalized is not None and normalized.source == text else normalize(text)
+    doc = _Doc(text, norm)
+    index = _index(lang)
+    ents = gz.entities()
+    hits = _gazetteer_hits(doc, "ar" if lang == "ar" else lang, index)
+
+    ner_spans: list[tuple[int, int, str, float]] = []
+    tagger = _ner() if use_ner else None
+    if tagger is not None:
+        try:
+            ner_spans = [sp for sp in tagger(text, language) if sp[3] >= _NER_MIN_CONF]
+        except (FileNotFoundError, OSError, ValueError):  # no model shipped yet
+            ner_spans = []
+    ner_w = [(*doc.from_source(a, b), t) for a, b, t, _ in ner_spans]
+
+    # Full names establish entities; short forms and stop-listed names then resolve against them.
+    established: dict[str, int] = {}
+    for h in hits:
+        full = [n for n in h.names if not n.short]
+        if full:
+            h.entity_id = full[0].entity_id
+            if len(full) > 1:  # one key, several entities (a city and a country): prefer a country
+                h.entity_id = min(full, key=lambda n: ents[n.entity_id].attrs.get("kind") != "country")\
+                    .entity_id
+            established.setdefault(h.entity_id, h.start)
+    for h in hits:
+        if h.entity_id is not None:
+            continue
+        known = [n.entity_id for n in h.names if n.entity_id in established]
+        if known:
+            h.entity_id = min(known, key=lambda eid: abs(established[eid] - h.start))
+            continue
+        for a, b, t in ner_w:
+            if a <= h.start and h.end <= b:
+                typed = [n.entity_id for n in h.names if ents[n.entity_id].type == t]
+                if len(typed) == 1:
+                    h.entity_id = typed[0]
+                    established.setdefault(h.entity_id, h.start)
+                break
+    titles, given = _title_keys()
+    linked = []
+    for h in hits:
+        if h.entity_id is None:
+            continue
+        # "وزير الخارجية الإيرانية" is a person's office, not a mention of the ministry.
+        if ents[h.entity_id].type == "ORG" and _prev_token(doc.w, h.start) in _MINISTER:
+            continue
+        linked.append(h)
+
+    # Typo-tolerant matching for name-like tokens that no name covers.
+    doc_names: dict[str, str] = {}
+    for eid in established:
+        if ents[eid].type == "PER":
+            for a in ents[eid].aliases:
+                if a.lang in ("ar", "fa"):
+                    for tok in _key(a.text, "fa").split():
+                        if len(tok) >= _FUZZ_MIN_LEN and tok not in given:
+                            doc_names.setdefault(tok, eid)
+    covered = [(h.start, h.end) for h in linked]
+    mask = bytearray(len(doc.w) + 1)
+    for a, b in covered:
+        mask[a:b] = b"\x01" * (b - a)
+    toks = [(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(doc.w)]
+    for i, (tok, s, e) in enumerate(toks):
+        prev = toks[i - 1][0] if i else None
+        after_given = prev in given
+        after_title = prev in titles or (i > 1 and f"{toks[i - 2][0]} {prev}" in titles)
+        in_ner = next((t for a, b, t in ner_w if a <= s and e <= b), None) if ner_w else None
+        if not (in_ner == "PER" or after_title or after_given) or mask[s] or mask[e - 1]:
+            continue
+        core = tok[1:] if lang == "ar" and tok[:1] in "وبلفك" and len(tok) > 5 else tok
+        eid = _fuzzy(tok, doc_names, index, prev, given) or (
+            _fuzzy(core, doc_names, index, prev, given) if core != tok else None)
+        if eid is None:
+            continue
+        start = s
+        if after_given and prev is not None and toks[i - 1][2] == s - 1:
+            pe = toks[i - 1]
+            if any(n.entity_id == eid for n in index.keys.get(pe[0], ())):
+                start = pe[1]
+        linked.append(_Hit(start, e, tok, [], entity_id=eid, source="fuzzy"))
+        covered.append((start, e))
+        mask[start:e] = b"\x01" * (e - start)
+        established.setdefault(eid, s)
+
+    # NER spans the gazetteer does not cover: new entities with stable ids.
+    for a, b, t in ner_w:
+        if t not in gz.TYPES or any(x < b and a < y for x, y in covered):
+            continue
+        words = doc.w[a:b].split()
+        while words and (words[0] in titles or f"{words[0]} {words[1] if len(words) > 1 else ''}" in titles):
+            words = words[2:] if f"{words[0]} {words[1] if len(words) > 1 else ''}" in titles else words[1:]
+        if not words:
+            continue
+        name = " ".join(words)
+        # A lone nisba adjective (وسعودية, الإيرانية) or a fragment is not a new place or organisation.
+        if len(name) < 3 or (len(words) == 1 and t != "PER" and name.endswith(_NISBA)):
+            continue
+        a2 = doc.w.find(name, a, b)
+        if a2 < 0:
+            continue
+        known = _index(lang).keys.get(_key(name, "ar" if lang == "ar" else "fa"))
+        eid = None
+        if known:
+            eid = next((n.entity_id for n in known if ents[n.entity_id].type == t), None)
+        if eid is None:
+            eid = new_entity_id(name, t)
+        linked.append(_Hit(a2, a2 + len(name), name, [], entity_id=eid, source="ner", etype=t))
+        covered.append((a2, a2 + len(name)))
+
+    return _assemble(doc, linked, exclude, language)
+
+
+def _assemble(doc: _Doc, hits: list[_Hit], exclude: Sequence[tuple[int, int]], language: str) -> list[dict]:
+    ents = gz.entities()
+    by_id: dict[str, dict] = {}
+    order: list[str] = []
+    for h in sorted(hits, key=lambda h: h.start):
+        s, e = doc.to_source(h.start, h.end)
+        if e <= s or any(a <= s < b for a, b in exclude):
+            continue
+        eid = h.entity_id
+        assert eid is not None
+        rec = by_id.get(eid)
+        if rec is None:
+            ent = ents.get(eid)
+            if ent is not None:
+                names = dict(ent.names)
+                rec = {"id": eid, "type": ent.type, "names": names,
+                       "name": names.get("en") or names.get(language) or doc.text[s:e],
+                       "mention_count": 0, "mentions": [], "source": h.source}
+            else:
+                surface = doc.text[s:e]
+                names = {language: surface} if language in ("ar", "fa") else {}
+                rec = {"id": eid, "type": h.etype or "MISC", "names": names, "name": surface,
+                       "mention_count": 0, "mentions": [], "source": "ner"}
+            by_id[eid] = rec
+            order.append(eid)
+        elif rec["source"] != "gazetteer" and h.source == "gazetteer":
+            rec["source"] = "gazetteer"
+        rec["mentions"].append({"start": s, "end": e, "text": doc.text[s:e]})
+    out = []
+    for eid in order:
+        rec = by_id[eid]
+        rec["mention_count"] = len(rec["mentions"])
+        out.append(rec)
+    return out
+
+
+def resolve_name(name: str, *, language: str | None = None) -> dict | None:
+    """Look a phrase up in the gazetteer (exact on the match form, clitics and ال allowed).
+
+    Returns:
+        ``{"id", "type", "names", "name"}`` of the entity, or None when no name matches the whole phrase.
+    """
+    lang = language if language in ("ar", "fa") else "any"
+    index = _index(lang)
+    k = _GAP_RE.sub(" ", match_key(name)).strip().lower()
+    candidates = [k, _strip_al(k)]
+    for p in sorted(_AR_PREFIXES, key=len, reverse=True):
+        if lang != "fa" and k.startswith(p) and len(k) - len(p) >= 3:
+            candidates += [k[len(p):], _strip_al(k[len(p):])]
+            if p.endswith("ال"):
+                candidates.append(k[len(p):])
+    for c in candidates:
+        names = index.keys.get(c)
+        if names:
+            ent = gz.entities()[names[0].entity_id]
+            return {"id": ent.id, "type": ent.type, "names": dict(ent.names),
+                    "name": ent.names.get("en", name)}
+    return None
+
+
+def get_entity(entity_id: str) -> dict | None:
+    """The gazetteer entry for an id (``names``, ``aliases`` per language, ``attrs``), or None."""
+    ent = gz.get_entity(entity_id)
+    if ent is None:
+        return None
+    d = ent.as_dict()
+    d["name"] = ent.names.get("en") or next(iter(ent.names.values()), entity_id)
+    return d

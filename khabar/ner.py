@@ -1,0 +1,686 @@
+"""Statistical named-entity recognition (PER / ORG / LOC / MISC) for Arabic and Persian news.
+
+One linear-chain CRF per language (python-crfsuite), trained by :mod:`khabar.ner_train` on the
+corpora described in ``khabar/models/MODEL_CARD.md``. Features are cheap string features of the
+token's match form (script folding), clitic/suffix-stripped stems, affixes, shape and the
+neighbouring words; everything a token contributes is computed once per distinct token form and
+cached, because Python feature extraction, not Viterbi, is the cost at run time.
+
+Example:
+    >>> from khabar.ner import tag_spans
+    >>> text = "قال وزير الخارجية عباس عراقجي في طهران"
+    >>> [(text[s:e], t) for s, e, t, _ in tag_spans(text, "ar")]  # doctest: +SKIP
+    [('عباس عراقجي', 'PER'), ('طهران', 'LOC')]
+
+All offsets are indices into the input string, so ``text[start:end]`` is the mention.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "LANGUAGES",
+    "MODEL_DIR",
+    "bio_to_spans",
+    "load_clusters",
+    "sentence_features",
+    "tag_spans",
+    "tag_tokens",
+    "token_key",
+    "tokenize",
+]
+
+LANGUAGES = ("ar", "fa")
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+
+# A token is a run of letters/digits with Arabic combining marks, tatweel and ZWNJ/ZWJ kept inside
+# (Persian writes "می‌گوید" with a ZWNJ; harakat are not \w in Python), a number with its internal
+# separators, or any other single non-space character.
+_MARKS = "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u200c\u200d"
+_TOKEN_RE = re.compile(rf"\d+(?:[.,\u066b\u066c/:]\d+)+|(?:[^\W_]|[{_MARKS}])+|\S")
+_SENT_END = frozenset({".", "!", "?", "؟", "…"})
+_LATIN_RE = re.compile(r"[A-Za-z]")
+
+# Minimal script folding, used only if khabar.normalize.match_key is unavailable. It mirrors what a
+# match form must do for NER features: Arabic/Persian letter variants to one form, no diacritics,
+# no tatweel/ZWNJ. The shipped models record which folding they were trained with (see _fold_name).
+_LOCAL_FOLD = str.maketrans(
+    {
+        "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ئ": "ي", "ك": "ک", "ة": "ه",
+        "ۀ": "ه", "ؤ": "و", "ـ": None, "\u200c": None, "\u200d": None,
+        **{chr(c): None for c in range(0x064B, 0x0660)}, "\u0670": None,
+    }
+)
+# Digits are collapsed for features: ARMAN replaced every number by "0" and the value never
+# identifies an entity.
+_DIGITS0 = str.maketrans({c: "0" for c in "0123456789٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹"})
+
+
+def _local_fold(token: str) -> str:
+    return token.translate(_LOCAL_FOLD).lower()
+
+
+def _pick_fold() -> tuple[Callable[[str], str], str]:
+    try:
+        from khabar.normalize import match_key
+    except ImportError:
+        return _local_fold, "local"
+    return match_key, "match_key"
+
+
+_fold, _fold_name = _pick_fold()
+
+_AR_PROCLITICS = ("وبال", "وكال", "وال", "فال", "بال", "كال", "لل", "ال")
+_AR_PROCLITICS = tuple(sorted({_fold(p) for p in _AR_PROCLITICS}, key=len, reverse=True))
+_AR_SINGLE = frozenset(_fold(c) for c in "وفبلك")
+_FA_SUFFIXES = tuple(
+    sorted({_fold(s) for s in ("هایی", "های", "ها", "ترین", "تر", "ای", "یی", "ی", "ان", "ات")},
+           key=len, reverse=True)
+)
+
+
+def token_key(token: str) -> str:
+    """Return the feature form of a token: its match form with digits collapsed to 0.
+
+    Args:
+        token: A token as it stands in the text.
+
+    Returns:
+        The folded, lower-cased form used by every word-identity feature.
+    """
+    return _fold(token).translate(_DIGITS0)
+
+
+def tokenize(text: str) -> list[tuple[int, int]]:
+    """Split text into tokens.
+
+    Args:
+        text: Any string.
+
+    Returns:
+        ``(start, end)`` index pairs into ``text``, in order.
+    """
+    return [m.span() for m in _TOKEN_RE.finditer(text)]
+
+
+def _shape(token: str) -> str:
+    c = token[0]
+    if c.isdigit():
+        return "num"
+    if not c.isalnum():
+        return "punc"
+    if _LATIN_RE.match(c):
+        return "latC" if c.isupper() else "lat"
+    return "w"
+
+
+def _len_bucket(n: int) -> str:
+    return "1" if n <= 1 else "2" if n == 2 else "3" if n == 3 else "5" if n <= 5 else "8" if n <= 8 else "9"
+
+
+def _stem_ar(key: str) -> tuple[str, str]:
+    for p in _AR_PROCLITICS:
+        if key.startswith(p) and len(key) - len(p) >= 2:
+            return key[len(p):], p
+    if len(key) >= 5 and key[0] in _AR_SINGLE:
+        # Only a guess ("وليد" is a name): exposed as a separate feature, the CRF weighs it.
+        return key[1:], key[0] + "?"
+    return key, ""
+
+
+def _stem_fa(token: str, key: str) -> tuple[str, str]:
+    if "\u200c" in token:
+        head = token_key(token.split("\u200c", 1)[0])
+        if len(head) >= 2:
+            return head, "zw"
+    for s in _FA_SUFFIXES:
+        if key.endswith(s) and len(key) - len(s) >= 3:
+            return key[: -len(s)], s
+    return key, ""
+
+
+_clusters: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def cluster_path(language: str, model_dir: Path | None = None) -> Path:
+    """Path of a language's word-cluster table (built by ``khabar train-ner``)."""
+    return (model_dir or MODEL_DIR) / f"ner-clusters-{language}.tsv"
+
+
+def load_clusters(language: str, path: Path | None = None) -> int:
+    """(Re)load a language's word clusters and reset its feature cache.
+
+    Called lazily with the shipped table; the trainer calls it with the table it has just built.
+
+    Args:
+        language: ``ar`` or ``fa``.
+        path: A ``key<TAB>coarse<TAB>fine`` table; default: the shipped one (missing file: no clusters).
+
+    Returns:
+        Number of words loaded.
+    """
+    path = path or cluster_path(language)
+    table: dict[str, tuple[str, str]] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 3:
+                    table[parts[0]] = (parts[1], parts[2])
+    _clusters[language] = table
+    _caches[language] = {}
+    return len(table)
+
+
+_NO_CLUSTER = ("-", "-")
+
+
+def _cluster(language: str, key: str, stem: str) -> tuple[str, str]:
+    table = _clusters.get(language)
+    if table is None:
+        load_clusters(language)
+        table = _clusters[language]
+    return table.get(key) or table.get(stem) or _NO_CLUSTER
+
+
+_Entry = tuple[list[str], list[str], list[str], list[str], list[str], str]
+_CACHE_MAX = 200_000
+_caches: dict[str, dict[str, _Entry]] = {"ar": {}, "fa": {}}
+
+
+def _entry(token: str, language: str) -> _Entry:
+    """Features contributed by one token form: its own, and as the -2/-1/+1/+2 neighbour."""
+    cache = _caches.get(language)
+    if cache is None:
+        cache = _caches[language] = {}
+    e = cache.get(token)
+    if e is not None:
+        return e
+    key = token_key(token)
+    if not key:
+        key = token
+    shape = _shape(token)
+    if language == "fa":
+        stem, aff = _stem_fa(token, key)
+    else:
+        stem, aff = _stem_ar(key)
+    c64, c512 = _cluster(language, key, stem)
+    own = [
+        "c=" + c64,
+        "C=" + c512,
+        "w=" + key,
+        "st=" + stem,
+        "af=" + aff,
+        "p2=" + key[:2],
+        "p3=" + key[:3],
+        "s1=" + key[-1:],
+        "s2=" + key[-2:],
+        "s3=" + key[-3:],
+        "ss3=" + stem[-3:],
+        "sh=" + shape,
+        "ln=" + _len_bucket(len(key)),
+    ]
+    prev1 = ["-1w=" + key, "-1st=" + stem, "-1sh=" + shape, "-1c=" + c64, "-1C=" + c512]
+    next1 = ["+1w=" + key, "+1st=" + stem, "+1sh=" + shape, "+1c=" + c64, "+1C=" + c512]
+    prev2 = ["-2w=" + key]
+    next2 = ["+2w=" + key]
+    e = (own, prev1, next1, prev2, next2, key)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[token] = e
+    return e
+
+
+_BOS1 = ["-1w=<s>"]
+_BOS2 = ["-2w=<s>"]
+_EOS1 = ["+1w=</s>"]
+_EOS2 = ["+2w=</s>"]
+
+
+def sentence_features(tokens: Sequence[str], language: str) -> list[list[str]]:
+    """Build the CRF feature lists of one token sequence.
+
+    Args:
+        tokens: The tokens of one sentence.
+        language: ``"ar"`` or ``"fa"``.
+
+    Returns:
+        One list of feature strings per token.
+    """
+    ents = [_entry(t, language) for t in tokens]
+    n = len(ents)
+    out: list[list[str]] = []
+    for i, e in enumerate(ents):
+        f = e[0] + (ents[i - 1][1] if i >= 1 else _BOS1)
+        f += ents[i - 2][3] if i >= 2 else _BOS2
+        if i + 1 < n:
+            nx = ents[i + 1]
+            f += nx[2]
+            f.append("w|+1=" + e[5] + "|" + nx[5])
+        else:
+            f += _EOS1
+        f += ents[i + 2][4] if i + 2 < n else _EOS2
+        if i >= 1:
+            f.append("-1|w=" + ents[i - 1][5] + "|" + e[5])
+        out.append(f)
+    return out
+
+
+def bio_to_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Read entity chunks from BIO tags, conlleval-style (an I- that does not continue starts a chunk).
+
+    Args:
+        tags: ``O``, ``B-X`` or ``I-X`` per token.
+
+    Returns:
+        ``(first_token, last_token_exclusive, type)`` per entity.
+    """
+    spans: list[tuple[int, int, str]] = []
+    start, typ = -1, ""
+    for i, tag in enumerate(tags):
+        if tag == "O" or not tag:
+            if start >= 0:
+                spans.append((start, i, typ))
+            start, typ = -1, ""
+            continue
+        prefix, _, t = tag.partition("-")
+        if prefix == "B" or t != typ or start < 0:
+            if start >= 0:
+                spans.append((start, i, typ))
+            start, typ = i, t
+    if start >= 0:
+        spans.append((start, len(tags), typ))
+    return spans
+
+
+_PIECE = 40
+_CUT_AFTER = frozenset(",،;؛:")
+
+
+def _cut(bounds: Sequence[tuple[int, int]], breakable: Any) -> list[tuple[int, int]]:
+    """Split sentences longer than _PIECE tokens after punctuation (hard cut if there is none)."""
+    out: list[tuple[int, int]] = []
+    for i, j in bounds:
+        while j - i > _PIECE:
+            cut = i + _PIECE
+            if breakable is not None:
+                for k in range(i + _PIECE - 1, i + _PIECE // 4, -1):
+                    if breakable[k]:
+                        cut = k + 1
+                        break
+            out.append((i, cut))
+            i = cut
+        out.append((i, j))
+    return out
+
+
+class CRFModel:
+    """A trained linear-chain CRF decoded with numpy.
+
+    The weights come from a crfsuite model file. Each distinct token form's contribution to the
+    emission scores (its own features, and its features as the -2/-1/+1/+2 neighbour) is summed once
+    and kept as rows of five matrices, so tagging a document is a few array gathers plus a Viterbi
+    pass batched over its sentences: no per-token feature strings cross into C at all.
+    """
+
+    def __init__(self, path: Path, language: str) -> None:
+        """Load a crfsuite model file for a language (``ar`` or ``fa``)."""
+        import numpy as np
+        import pycrfsuite
+
+        tagger = pycrfsuite.Tagger()
+        tagger.open(str(path))
+        info = tagger.info()
+        self.language = language
+        self.labels: list[str] = list(tagger.labels())
+        self.types = [lab[2:] if lab != "O" else "" for lab in self.labels]
+        self._type_names = ["", *sorted({t for t in self.types if t})]
+        self._type_id = np.array([self._type_names.index(t) for t in self.types])
+        self._o_id = self.labels.index("O") if "O" in self.labels else -1
+        self._is_b = np.array([lab.startswith("B-") for lab in self.labels])
+        n = len(self.labels)
+        li = {lab: i for i, lab in enumerate(self.labels)}
+        self.trans = np.zeros((n, n))
+        for (a, b), w in info.transitions.items():
+            self.trans[li[a], li[b]] = w
+        self.exp_trans = np.exp(self.trans)
+        weights: dict[str, Any] = {}
+        for (attr, lab), w in info.state_features.items():
+            v = weights.get(attr)
+            if v is None:
+                v = weights[attr] = np.zeros(n)
+            v[li[lab]] = w
+        self.weights = weights
+        # Bigram features: pair of keys -> (vector for the left token, vector for the right token).
+        self.pairs: dict[tuple[str, str], tuple[Any, Any]] = {}
+        zero = np.zeros(n)
+        for attr, v in weights.items():
+            if attr.startswith(("w|+1=", "-1|w=")):
+                pair = tuple(attr[5:].split("|", 1))
+                if len(pair) != 2:
+                    continue
+                left, right = self.pairs.get(pair, (zero, zero))  # type: ignore[arg-type]
+                self.pairs[pair] = (v, right) if attr[0] == "w" else (left, v)  # type: ignore[index]
+        self.rows: dict[str, int] = {}
+        self.keys: list[str] = [""]
+        self._tables = np.zeros((5, 1024, n))
+        self._punct = np.zeros(1024, dtype=bool)
+        self._left = np.zeros(1024, dtype=bool)  # form starts some bigram feature of the model
+        self._pair_left = {a for a, _ in self.pairs}
+        # Row 0 is the sentence boundary as a neighbour.
+        for t, feat in ((1, "-1w=<s>"), (2, "+1w=</s>"), (3, "-2w=<s>"), (4, "+2w=</s>")):
+            self._tables[t, 0] = weights.get(feat, zero)
+        self._n = 1
+        self._lock = threading.Lock()
+
+    def _row(self, token: str) -> int:
+        r = self.rows.get(token)
+        if r is not None:
+            return r
+        import numpy as np
+
+        e = _entry(token, self.language)
+        with self._lock:
+            r = self.rows.get(token)
+            if r is not None:
+                return r
+            if self._n >= _CACHE_MAX:  # unbounded vocabularies (streams) must not grow memory forever
+                self.rows.clear()
+                self.keys = [""]
+                self._n = 1
+            if self._n == self._tables.shape[1]:
+                grown = np.zeros((5, 2 * self._n, self._tables.shape[2]))
+                grown[:, : self._n] = self._tables
+                self._tables = grown
+                self._punct = np.concatenate([self._punct, np.zeros(self._n, dtype=bool)])
+                self._left = np.concatenate([self._left, np.zeros(self._n, dtype=bool)])
+            r = self._n
+            get = self.weights.get
+            for t, feats in enumerate(e[:5]):
+                row = self._tables[t, r]
+                row[:] = 0.0
+                for f in feats:
+                    v = get(f)
+                    if v is not None:
+                        row += v
+            self._punct[r] = token in _CUT_AFTER
+            self._left[r] = e[5] in self._pair_left
+            self.keys.append(e[5])
+            self._n += 1
+            self.rows[token] = r
+        return r
+
+    def emissions(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
+        """Emission scores (tokens x labels) of tokens split into [i, j) sentences.
+
+        Returns:
+            The score matrix and a boolean array marking punctuation tokens (safe decoding cuts).
+        """
+        import numpy as np
+
+        get = self.rows.get
+        rows_l = [get(t) for t in tokens]
+        if None in rows_l:
+            rows_l = [r if r is not None else self._row(t) for r, t in zip(rows_l, tokens, strict=True)]
+        rows = np.array(rows_l, dtype=np.int64)
+        nt = len(tokens)
+        if len(bounds) == 1:
+            pos = np.arange(nt)
+            rem = pos[::-1]
+        else:
+            starts = np.zeros(nt, dtype=np.int64)
+            ends = np.zeros(nt, dtype=np.int64)
+            for i, j in bounds:
+                starts[i] = i
+                ends[i] = j
+            starts = np.maximum.accumulate(starts)
+            ends = np.maximum.accumulate(ends)
+            pos = np.arange(nt) - starts
+            rem = ends - 1 - np.arange(nt)
+        tab = self._tables
+        prev1 = np.where(pos >= 1, np.roll(rows, 1), 0)
+        prev2 = np.where(pos >= 2, np.roll(rows, 2), 0)
+        next1 = np.where(rem >= 1, np.roll(rows, -1), 0)
+        next2 = np.where(rem >= 2, np.roll(rows, -2), 0)
+        em = tab[0, rows] + tab[1, prev1] + tab[2, next1] + tab[3, prev2] + tab[4, next2]
+        keys = self.keys
+        pairs = self.pairs
+        for i in np.flatnonzero((rem >= 1) & self._left[rows]).tolist():
+            pv = pairs.get((keys[rows_l[i]], keys[rows_l[i + 1]]))
+            if pv is not None:
+                em[i] += pv[0]
+                em[i + 1] += pv[1]
+        return em, self._punct[rows]
+
+    def decode(self, em: Any, bounds: Sequence[tuple[int, int]], breakable: Any = None,
+               marginals: bool = False) -> tuple[Any, Any]:
+        """Viterbi labels (and optionally the chosen labels' marginal probabilities) per token.
+
+        Sentences longer than ``_PIECE`` tokens are decoded in pieces cut after a punctuation token
+        (emissions still see the whole sentence): the decoder's cost is the longest piece, and a
+        comma's O label decouples the two sides almost completely anyway.
+        """
+        import numpy as np
+
+        nt, nl = em.shape
+        out = np.zeros(nt, dtype=np.int64)
+        conf = np.ones(nt) if marginals else None
+        pieces = _cut(bounds, breakable)
+        pieces.sort(key=lambda b: b[1] - b[0])
+        ar = np.arange(nl)
+        trans = self.trans[None]
+        et = self.exp_trans
+        for c in range(0, len(pieces), 512):
+            chunk = pieces[c: c + 512]
+            lens = np.array([j - i for i, j in chunk])
+            starts = np.array([i for i, _ in chunk])
+            m = int(lens[-1])
+            s = len(chunk)
+            steps = np.arange(m)
+            mask = steps[None, :] < lens[:, None]
+            idx = np.where(mask, starts[:, None] + steps[None, :], 0)
+            x = em[idx]  # (S, M, L)
+            # Pieces are sorted by length: at step t the active ones are a suffix [first[t]:].
+            first = np.searchsorted(lens, steps, side="right")
+            back = np.empty((s, m, nl), dtype=np.int64)
+            back[:] = ar
+            score = x[:, 0].copy()
+            for t in range(1, m):
+                k = first[t]
+                cand = score[k:, :, None] + trans
+                bp = cand.argmax(1)
+                back[k:, t] = bp
+                score[k:] = cand.max(1) + x[k:, t]
+            best = score.argmax(1)
+            path = np.empty((s, m), dtype=np.int64)
+            rs = np.arange(s)
+            for t in range(m - 1, 0, -1):
+                path[:, t] = best
+                best = back[rs, t, best]
+            path[:, 0] = best
+            out[idx[mask]] = path[mask]
+            if conf is None:
+                continue
+            # Confidence is only needed where an entity was found.
+            sel = np.flatnonzero((path != self._o_id).any(1) & mask.any(1))
+            if not len(sel):
+                continue
+            x, lens, path, idx, mask = x[sel], lens[sel], path[sel], idx[sel], mask[sel]
+            m = int(lens[-1])
+            s = len(sel)
+            first = np.searchsorted(lens, np.arange(m), side="right")
+            x = x[:, :m]
+            g = np.exp(x - x.max(2, keepdims=True))
+            alpha = np.empty_like(g)
+            a = g[:, 0] / g[:, 0].sum(1, keepdims=True)
+            alpha[:, 0] = a
+            for t in range(1, m):
+                k = first[t]
+                a[k:] = (a[k:] @ et) * g[k:, t]
+                if t % 8 == 0:
+                    a[k:] /= a[k:].sum(1, keepdims=True)
+                alpha[:, t] = a
+            beta = np.ones_like(g)
+            b = np.ones((s, nl))
+            for t in range(m - 2, -1, -1):
+                k = first[t + 1]
+                b[k:] = (g[k:, t + 1] * b[k:]) @ et.T
+                if t % 8 == 0:
+                    b[k:] /= b[k:].sum(1, keepdims=True)
+                beta[:, t] = b
+            p = alpha * beta
+            p /= p.sum(2, keepdims=True)
+            path, idx, mask = path[:, :m], idx[:, :m], mask[:, :m]
+            chosen = np.take_along_axis(p, path[:, :, None], 2)[:, :, 0]
+            conf[idx[mask]] = chosen[mask]
+        return out, conf
+
+    def spans(self, ids: Any, conf: Any, bounds: Sequence[tuple[int, int]],
+              offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int, str, float]]:
+        """Entity chunks (conlleval rules) of decoded label ids, as character spans with confidence."""
+        import numpy as np
+
+        typ = self._type_id[ids]
+        first = np.zeros(len(ids), dtype=bool)
+        first[[i for i, _ in bounds]] = True
+        prev = np.roll(typ, 1)
+        begin = (typ > 0) & (self._is_b[ids] | first | (prev != typ))
+        out: list[tuple[int, int, str, float]] = []
+        nt = len(ids)
+        cont = (typ > 0) & ~begin
+        for a in np.flatnonzero(begin).tolist():
+            b = a + 1
+            while b < nt and cont[b]:
+                b += 1
+            out.append((offsets[a][0], offsets[b - 1][1], self._type_names[typ[a]],
+                        round(float(conf[a:b].min()), 4)))
+        return out
+
+    def tag(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """BIO labels of several token sequences (each tagged as one sentence)."""
+        toks: list[str] = []
+        bounds: list[tuple[int, int]] = []
+        for sent in sentences:
+            if sent:
+                bounds.append((len(toks), len(toks) + len(sent)))
+                toks.extend(t if t.strip() else "_" for t in sent)
+        if not toks:
+            return [[] for _ in sentences]
+        em, breakable = self.emissions(toks, bounds)
+        ids, _ = self.decode(em, bounds, breakable)
+        labels = [self.labels[k] for k in ids.tolist()]
+        out: list[list[str]] = []
+        pos = 0
+        for sent in sentences:
+            out.append(labels[pos: pos + len(sent)])
+            pos += len(sent)
+        return out
+
+
+_models: dict[str, CRFModel | None] = {}
+_lock = threading.Lock()
+
+
+def model_path(language: str) -> Path:
+    """Path of the shipped model file of a language."""
+    return MODEL_DIR / f"ner-{language}.crfsuite"
+
+
+def _model(language: str) -> CRFModel | None:
+    """Load a language's shipped model once; ``None`` if the language or its model file is unknown."""
+    if language in _models:
+        return _models[language]
+    with _lock:
+        if language not in _models:
+            path = model_path(language)
+            ok = language in LANGUAGES and path.is_file()
+            _models[language] = CRFModel(path, language) if ok else None
+    return _models[language]
+
+
+def _norm_language(language: str | None) -> str:
+    lang = (language or "").strip().lower().replace("_", "-").split("-")[0]
+    return {"per": "fa", "pes": "fa", "fas": "fa", "ara": "ar", "arb": "ar"}.get(lang, lang)
+
+
+def tag_tokens(tokens: Sequence[str], language: str) -> list[str]:
+    """Tag a token sequence with BIO labels.
+
+    Args:
+        tokens: Tokens of one sentence (or any sequence; it is tagged as one).
+        language: ``"ar"`` or ``"fa"`` (ISO 639-1; other values give all ``"O"``).
+
+    Returns:
+        One of ``O``, ``B-PER``, ``I-PER``, ``B-ORG`` ... per token.
+    """
+    tokens = list(tokens)
+    model = _model(_norm_language(language))
+    if model is None or not tokens:
+        return ["O"] * len(tokens)
+    return model.tag([tokens])[0]
+
+
+_BREAK_RE = re.compile(r"[.!?؟…]|\n")
+
+
+def _sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token ranges [i, j) of sentences: one ends after . ! ? ؟ … or at a line break."""
+    import bisect
+
+    n = len(spans)
+    starts = [s for s, _ in spans]
+    ends = set()
+    for m in _BREAK_RE.finditer(text):
+        p = m.start()
+        if text[p] == "\n":
+            k = bisect.bisect_left(starts, p) - 1
+        else:
+            k = bisect.bisect_right(starts, p) - 1
+            if k < 0 or spans[k] != (p, p + 1):
+                continue
+        if k >= 0:
+            ends.add(k + 1)
+    ends.add(n)
+    out: list[tuple[int, int]] = []
+    start = 0
+    for e in sorted(ends):
+        if e > start:
+            out.append((start, e))
+            start = e
+    return out
+
+
+def tag_spans(text: str, language: str) -> list[tuple[int, int, str, float]]:
+    """Find named entities in a text.
+
+    Args:
+        text: The input text (not normalised: offsets refer to it).
+        language: ``"ar"`` or ``"fa"``; anything else returns ``[]``.
+
+    Returns:
+        ``(start, end, type, confidence)`` per entity, in text order, where ``text[start:end]`` is
+        the mention, type is PER / ORG / LOC / MISC and confidence is the lowest marginal
+        probability of the predicted labels over the mention's tokens (0..1).
+    """
+    if not text:
+        return []
+    model = _model(_norm_language(language))
+    if model is None:
+        return []
+    spans = tokenize(text)
+    if not spans:
+        return []
+    bounds = _sentences(text, spans)
+    em, breakable = model.emissions([text[s:e] for s, e in spans], bounds)
+    ids, conf = model.decode(em, bounds, breakable, marginals=True)
+    return model.spans(ids, conf, bounds, spans)
+
+
+def fold_name() -> str:
+    """Name of the token folding in use (``match_key`` or ``local``); the trainer records it."""
+    return _fold_name
