@@ -5,6 +5,8 @@ The repository root follows the design card (``khabar/``, ``pipelines/``, ``conn
 namespace: ``pipelines/`` installs as ``khabar.pipelines`` and so on.
 """
 
+from pathlib import Path
+
 from setuptools import setup
 
 PACKAGE_DIRS = {
@@ -21,7 +23,7 @@ setup(
     name="khabar",
     version="0.1.0",
     description="Streaming ingestion and enrichment of Arabic and Persian news: Kafka -> Beam -> Elasticsearch",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=[
@@ -34,7 +36,7 @@ setup(
         "khabar": ["data/*", "data/**/*", "models/*"],
         "khabar.schemas": ["*.json"],
         "khabar.deploy": ["*.yml"],
-        "khabar.deploy.local": ["*.xml", "*.properties", "*.yml"],
+        "khabar.deploy.local": ["*.xml", "*.properties", "*.yml", "*.txt"],
         "khabar.deploy.kibana": ["*.ndjson", "*.json"],
     },
     include_package_data=False,

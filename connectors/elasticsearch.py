@@ -88,7 +88,7 @@ def ensure_index_templates(client: Any, prefix: str) -> list[str]:
         if not client.indices.exists(index=name):
             try:
                 client.indices.create(index=name)
-            except Exception as exc:  # noqa: BLE001 - another writer may have created it meanwhile
+            except Exception as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
         names.append(name)

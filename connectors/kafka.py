@@ -27,6 +27,7 @@ the rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -121,10 +122,9 @@ def ensure_topics(cfg: KafkaConfig, topics: Mapping[str, int] | None = None, tim
             for name, n in wanted.items() if name not in existing
         ]
         if missing:
-            try:
+            # Another process may create the same topic between the listing and this call.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing, timeout_ms=int(timeout * 1000))
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in missing]
     finally:
         admin.close()
@@ -220,7 +220,7 @@ class _ReadPartitionFn(beam.DoFn):
         spec: PartitionSpec,
         finalizer: Any = beam.DoFn.BundleFinalizerParam,
         # Beam passes the tracker by keyword, so it must come after the positional placeholders.
-        tracker: OffsetRestrictionTracker = beam.DoFn.RestrictionParam(_PartitionRestrictionProvider()),
+        tracker: OffsetRestrictionTracker = beam.DoFn.RestrictionParam(_PartitionRestrictionProvider()),  # noqa: B008
     ) -> Iterator[KafkaRecord]:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -257,7 +257,7 @@ class _ReadPartitionFn(beam.DoFn):
         for consumer in self._consumers.values():
             try:
                 consumer.close(autocommit=False)
-            except Exception:  # noqa: BLE001 - closing must not mask the real error
+            except Exception:
                 log.debug("closing consumer failed", exc_info=True)
         self._consumers = {}
 

@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from khabar.config import ConfigError, KhabarConfig, load_config, masked
@@ -152,7 +151,7 @@ def _check_reachable(cfg: KhabarConfig, timeout: float = 15.0) -> None:
     client = open_client(cfg.elasticsearch)
     try:
         client.cluster.health(timeout="5s")
-    except Exception as exc:  # noqa: BLE001 - any failure here means "not usable"
+    except Exception as exc:
         raise SystemExit(f"khabar: Elasticsearch is not reachable at {cfg.elasticsearch.url} "
                          f"({type(exc).__name__}); start it with `khabar services up` or pass --es-url") from None
     finally:
@@ -272,7 +271,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {name:<28} {count}")
         print("\ntop entities (articles · mentions):")
         for row in ops.top_entities(cfg, client, size=12):
-            print(f"  {row['articles']:>2} · {row['mentions']:>3}  {row['type'] or '':<4} {row['id']:<40} {row['name']}")
+            counts = f"{row['articles']:>2} · {row['mentions']:>3}"
+            print(f"  {counts}  {row['type'] or '':<4} {row['id']:<40} {row['name']}")
         quotes = ops.sample_quotes(cfg, client)
         print("\nquotes:")
         for q in quotes:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 SECRET_KEYS = frozenset({"password", "api_key", "sasl_password"})
 ENV_PREFIX = "KHABAR_"

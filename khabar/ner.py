@@ -1,10 +1,11 @@
 """Statistical named-entity recognition (PER / ORG / LOC / MISC) for Arabic and Persian news.
 
 One linear-chain CRF per language (python-crfsuite), trained by :mod:`khabar.ner_train` on the
-corpora described in ``khabar/models/MODEL_CARD.md``. Features are cheap string features of the
-token's match form (script folding), clitic/suffix-stripped stems, affixes, shape and the
-neighbouring words; everything a token contributes is computed once per distinct token form and
-cached, because Python feature extraction, not Viterbi, is the cost at run time.
+corpora described in ``khabar/models/MODEL_CARD.md``. Features are string features of the token's
+match form (script folding), clitic/suffix-stripped stems, affixes, shape, distributional word
+clusters and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
+a token form contributes to the emission scores is summed once and cached, so tagging a document
+is a few array gathers and a Viterbi pass batched over its sentences.
 
 Example:
     >>> from khabar.ner import tag_spans
@@ -19,15 +20,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "LANGUAGES",
     "MODEL_DIR",
+    "CRFModel",
     "bio_to_spans",
+    "cluster_path",
     "load_clusters",
+    "model_path",
     "sentence_features",
     "tag_spans",
     "tag_tokens",
@@ -218,17 +222,19 @@ def _entry(token: str, language: str) -> _Entry:
         "af=" + aff,
         "p2=" + key[:2],
         "p3=" + key[:3],
+        "p4=" + key[:4],
         "s1=" + key[-1:],
         "s2=" + key[-2:],
         "s3=" + key[-3:],
+        "s4=" + key[-4:],
         "ss3=" + stem[-3:],
         "sh=" + shape,
         "ln=" + _len_bucket(len(key)),
     ]
     prev1 = ["-1w=" + key, "-1st=" + stem, "-1sh=" + shape, "-1c=" + c64, "-1C=" + c512]
     next1 = ["+1w=" + key, "+1st=" + stem, "+1sh=" + shape, "+1c=" + c64, "+1C=" + c512]
-    prev2 = ["-2w=" + key]
-    next2 = ["+2w=" + key]
+    prev2 = ["-2w=" + key, "-2c=" + c64]
+    next2 = ["+2w=" + key, "+2c=" + c64]
     e = (own, prev1, next1, prev2, next2, key)
     if len(cache) >= _CACHE_MAX:
         cache.clear()
@@ -298,7 +304,7 @@ def bio_to_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
-_PIECE = 40
+_PIECE = 56
 _CUT_AFTER = frozenset(",،;؛:")
 
 

@@ -45,8 +45,8 @@ WOJOOD_MAP = {"PERS": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "L
 PROBE_WORDS = ("والرئيس", "خبرگزاري", "می‌گوید", "إسرائيل", "مدرسةٌ", "آقای", "٢٠١٦", "Trump", "كاميرون", "ۀ")
 
 DEFAULT_PARAMS = {
-    "c1": 0.05,
-    "c2": 0.01,
+    "c1": 0.1,
+    "c2": 0.05,
     "feature.minfreq": 2,
     "feature.possible_transitions": True,
 }
@@ -222,9 +222,7 @@ def evaluate(model: Path, language: str, sents: Sequence[Sentence]) -> dict[str,
     """Tag held-out sentences with a model file (the run-time decoder) and score them."""
     crf = ner.CRFModel(model, language)
     gold = [[t for _, t in s] for s in sents]
-    t0 = time.perf_counter()
     pred = crf.tag([[w for w, _ in s] for s in sents])
-    dt = time.perf_counter() - t0
     ntok = sum(len(s) for s in sents)
     return {
         "sentences": len(sents),
@@ -455,12 +453,56 @@ def train_language(
     return result
 
 
+def bench(language: str, news_dir: Path, n_docs: int = 1000) -> dict[str, float]:
+    """Measure ``tag_spans`` on real news bodies with the shipped model (CPU time, one core).
+
+    Args:
+        language: ``ar`` or ``fa``.
+        news_dir: Directory with the news dumps of NEWS_FILES.
+        n_docs: Number of article bodies to tag.
+
+    Returns:
+        Documents and tokens per second and ms per document, first pass (cold caches) and second.
+    """
+    docs: list[str] = []
+    for name in NEWS_FILES[language]:
+        import gzip
+
+        with gzip.open(news_dir / name, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                body = doc.get("content") or doc.get("body")
+                if isinstance(body, str) and body.strip():
+                    docs.append(body)
+                if len(docs) >= n_docs:
+                    break
+        if len(docs) >= n_docs:
+            break
+    ntok = sum(len(ner.tokenize(d)) for d in docs)
+    t0 = time.process_time()
+    ner.tag_spans("", language)
+    ner._model(language)
+    load_s = time.process_time() - t0
+    res: dict[str, float] = {"docs": len(docs), "tokens_per_doc": round(ntok / max(1, len(docs))),
+                             "load_cpu_s": round(load_s, 2)}
+    for label in ("cold", "warm"):
+        t0 = time.process_time()
+        for d in docs:
+            ner.tag_spans(d, language)
+        dt = max(time.process_time() - t0, 1e-9)
+        res[f"{label}_docs_per_s"] = round(len(docs) / dt, 1)
+        res[f"{label}_tokens_per_s"] = round(ntok / dt)
+        res[f"{label}_ms_per_doc"] = round(1000 * dt / max(1, len(docs)), 2)
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of ``khabar train-ner``; returns the exit status."""
     ap = argparse.ArgumentParser(prog="khabar train-ner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=default_data_dir(),
                     help="NER corpora directory (default: $KHABAR_NER_DATA or ../shared/data/ner)")
-    ap.add_argument("--out", type=Path, default=ner.MODEL_DIR, help="output directory (default: khabar/models)")
+    ap.add_argument("--out", type=Path, default=ner.MODEL_DIR,
+                    help="output directory (default: khabar/models)")
     ap.add_argument("--language", choices=("ar", "fa", "all"), default="all")
     ap.add_argument("--max-iterations", type=int, default=150)
     ap.add_argument("--c1", type=float, default=DEFAULT_PARAMS["c1"])
@@ -469,9 +511,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--exclude", action="append", default=[], metavar="PART",
                     help="leave a training part out (repeatable), e.g. wojood_train_val")
     ap.add_argument("--news-dir", type=Path, default=default_news_dir(),
-                    help="unlabeled news for word clusters (default: $KHABAR_NEWS_DATA or ../shared/data/news)")
+                    help="unlabeled news for word clusters "
+                         "(default: $KHABAR_NEWS_DATA or ../shared/data/news)")
     ap.add_argument("--keep-clusters", action="store_true",
                     help="reuse the cluster tables already in --out instead of rebuilding them")
+    ap.add_argument("--bench", type=int, default=0, metavar="N",
+                    help="after training, time tag_spans on N news articles per language (CPU time)")
     args = ap.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"train-ner: data directory not found: {args.data_dir}", file=sys.stderr)
@@ -487,6 +532,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       exclude=args.exclude,
                                       news_dir=None if args.keep_clusters else args.news_dir)
     scores["fold_probe"] = {w: ner.token_key(w) for w in PROBE_WORDS}
+    if args.bench and args.news_dir.is_dir():
+        for lang in langs:
+            if args.out.resolve() == ner.MODEL_DIR.resolve():
+                ner._models.pop(lang, None)
+                ner.load_clusters(lang)
+                speed = bench(lang, args.news_dir, args.bench)
+                scores[lang]["speed"] = speed  # type: ignore[index]
+                print(f"[{lang}] speed: {speed}")
     scores_path.write_text(json.dumps(scores, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"scores -> {scores_path}")
     return 0

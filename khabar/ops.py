@@ -43,7 +43,7 @@ def index_counts(cfg: KhabarConfig, client: Any) -> dict[str, int | None]:
         try:
             client.indices.refresh(index=name)
             out[name] = int(client.count(index=name)["count"])
-        except Exception:  # noqa: BLE001 - a missing index is reported, not fatal
+        except Exception:
             out[name] = None
     return out
 

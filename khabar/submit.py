@@ -157,7 +157,7 @@ def send(
         try:
             future.get(timeout=60)
             summary.sent += 1
-        except Exception as exc:  # noqa: BLE001 - report every failed send, keep the rest
+        except Exception as exc:
             summary.failed += 1
             summary.errors.append(SubmitError(str(doc_id), f"{type(exc).__name__}: {exc}"))
     return summary

@@ -28,11 +28,11 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-
-from khabar.config import KhabarConfig, PipelineConfig
 from khabar.connectors.elasticsearch import WriteToElasticsearch
 from khabar.connectors.kafka import KafkaRecord, ReadFromKafka, WriteToKafka
 from khabar.pipelines import documents
+
+from khabar.config import KhabarConfig, PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class _EnrichFn(beam.DoFn):
         started = time.perf_counter()
         try:
             article = self._enrich(message, learner=self._learner) if self._learner else self._enrich(message)
-        except Exception as exc:  # noqa: BLE001 - any enrichment failure is data, not a crash
+        except Exception as exc:
             self._dead.inc()
             payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
             yield pvalue.TaggedOutput(DEAD, documents.dead_letter(

@@ -12,7 +12,7 @@ INDEX_KINDS = ("articles", "entities", "quotes")
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    """Return a packaged JSON Schema by short name (``message``, ``article``, ``entity``, ``quote``, ``dead_letter``)."""
+    """A packaged JSON Schema by short name: message, article, entity, quote or dead_letter."""
     return json.loads(resources.files(__name__).joinpath(f"{name}.schema.json").read_text("utf-8"))
 
 

@@ -52,6 +52,8 @@ EN_OVERRIDES = {
 # Region codes kept (continents); the rest of CLDR's numeric regions are statistical groupings.
 KEEP_REGIONS = {"002": "Africa", "019": "Americas", "142": "Asia", "150": "Europe", "009": "Oceania",
                 "419": "Latin America", "145": "Western Asia"}
+# Names CLDR gives a region that news uses for a country ("امریکا" is the United States in Persian).
+NAME_OVERRIDES = {("019", "fa"): ["قاره آمریکا", "قاره‌های آمریکا"]}
 SKIP_TERRITORIES = {"ZZ", "XA", "XB", "EZ", "QO", "001", "AQ", "CQ", "DG", "IC", "EA", "AC", "TA", "XK"}
 ORG_TERRITORIES = {"EU", "UN"}
 SKIP_ZONE_PREFIXES = ("Etc/", "Antarctica/", "Arctic/", "America/Indiana/", "America/Kentucky/",
@@ -91,6 +93,8 @@ SKIP_ZONES = {"Pacific/Wake", "Pacific/Midway", "America/Nome", "Asia/Hovd", "Pa
               "Africa/El_Aaiun", "Indian/Mahe", "Asia/Dili", "Europe/Samara", "Africa/Ceuta",
               "Pacific/Wallis", "Pacific/Efate", "America/Marigot", "America/Regina", "America/Jujuy",
               "America/Catamarca", "America/Cordoba", "America/Mendoza", "Australia/Darwin",
+              # A city that is its own country (the country row names it already):
+              "Europe/Vatican",
               "Australia/Perth", "America/Lower_Princes", "America/Miquelon", "America/Kralendijk"}
 _PAREN_RE = re.compile(r"\s*[(（][^)）]*[)）]\s*")
 
@@ -130,7 +134,9 @@ def territories() -> list[tuple[str, str, list[str], list[str], list[str], str]]
         rid = f"{etype.lower()}:{slug(en_name)}"
         kind = "region" if code.isdigit() else ("organisation" if etype == "ORG" else "country")
         attrs = f"kind={kind};cldr={code}"
-        rows.append((rid, etype, en_names, names_of(code, ar), names_of(code, fa), attrs))
+        ar_names = NAME_OVERRIDES.get((code, "ar")) or names_of(code, ar)
+        fa_names = NAME_OVERRIDES.get((code, "fa")) or names_of(code, fa)
+        rows.append((rid, etype, en_names, ar_names, fa_names, attrs))
     return rows
 
 

@@ -1186,7 +1186,7 @@ def _format_status(info: Mapping[str, Mapping[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``up|down|status|logs|fetch`` for the local services; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="khabar services", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="khabar services", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--home", help="cache dir (default $KHABAR_HOME or ~/.cache/khabar)")
     parser.add_argument("--kafka-port", type=int)
     parser.add_argument("--kafka-controller-port", type=int)

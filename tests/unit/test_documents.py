@@ -1,11 +1,11 @@
 import json
 
 import pytest
-
-from khabar.config import PipelineConfig
 from khabar.connectors.elasticsearch import IndexRequest, failure_reason, to_es_action
 from khabar.pipelines import documents
 from khabar.pipelines.documents import Rejected, article_to_requests, parse_message
+
+from khabar.config import PipelineConfig
 
 CFG = PipelineConfig(max_text_chars=1000, max_payload_bytes=20_000, max_json_depth=5)
 
