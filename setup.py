@@ -52,6 +52,7 @@ setup(
         "jdatetime==6.1.1",
         "hijridate==2.6.0",
         "trafilatura==2.3.1",
+        "lxml_html_clean==0.4.6",  # trafilatura (justext) needs lxml.html.clean, split out of lxml
         "pyahocorasick==2.3.1",
         "rapidfuzz==3.14.6",
         "python-crfsuite==0.9.12",

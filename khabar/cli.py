@@ -221,6 +221,12 @@ def cmd_eval(argv: Sequence[str]) -> int:
     return eval_main(list(argv))
 
 
+def cmd_feeds(argv: Sequence[str]) -> int:
+    from khabar.feeds import main as feeds_main
+
+    return feeds_main(list(argv))
+
+
 def cmd_train_ner(argv: Sequence[str]) -> int:
     from khabar.ner_train import main as train_main
 
@@ -341,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write here instead of stdout")
     p.set_defaults(func=cmd_enrich)
 
+    p = sub.add_parser("feeds", help="poll RSS/Atom feeds and send new items to Kafka (khabar feeds --help)",
+                       add_help=False)
+    p.set_defaults(passthrough=cmd_feeds)
+
     p = sub.add_parser("eval", help="score enrich output against a gold file (khabar eval --help)", add_help=False)
     p.set_defaults(passthrough=cmd_eval)
 
@@ -390,10 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # eval and train-ner own their flags; hand them the rest of the line untouched.
+    passthrough = {"eval": cmd_eval, "train-ner": cmd_train_ner, "feeds": cmd_feeds}
     for i, word in enumerate(argv):
-        if word in ("eval", "train-ner"):
-            _setup_logging(False, False)
-            return cmd_eval(argv[i + 1:]) if word == "eval" else cmd_train_ner(argv[i + 1:])
+        if word in passthrough:
+            _setup_logging("-v" in argv[:i] or "--verbose" in argv[:i], "--log-json" in argv[:i])
+            return passthrough[word](argv[i + 1:])
         if not word.startswith("-"):
             break
     args, rest = parser.parse_known_args(argv)

@@ -172,16 +172,23 @@ class PipelineConfig:
         max_text_chars: Messages whose text is longer are dead-lettered (stage ``validate``).
         max_payload_bytes: Raw messages larger than this are dead-lettered before parsing.
         max_json_depth: Deeper JSON is dead-lettered (stage ``parse``).
+        enrich_timeout_s: Time budget of one document's enrichment, in seconds; a document that
+            takes longer is interrupted and dead-lettered (stage ``enrich``, reason "time budget
+            exceeded") while the worker goes on. ``0`` disables the budget. See ``khabar.timebudget``.
     """
 
     max_text_chars: int = 1_000_000
     max_payload_bytes: int = 8 * 1024 * 1024
     max_json_depth: int = 32
+    enrich_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         _check_positive("pipeline.max_text_chars", self.max_text_chars)
         _check_positive("pipeline.max_payload_bytes", self.max_payload_bytes)
         _check_positive("pipeline.max_json_depth", self.max_json_depth)
+        if self.enrich_timeout_s < 0:
+            raise ConfigError("pipeline.enrich_timeout_s must be >= 0 (0 disables it), "
+                              f"got {self.enrich_timeout_s!r}")
 
 
 @dataclass(frozen=True)

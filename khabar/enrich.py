@@ -10,6 +10,7 @@ of those modules does not exist yet its field is an empty list.
 
 :func:`run_enrich` is the body of ``khabar enrich``: JSON lines, ``.txt`` files, folders of them, or
 ``-`` for stdin in; one JSON article per line out; a bad line becomes an error record on stderr.
+The articles of one run are linked into stories within the run (:mod:`khabar.stories`).
 
 Example:
     >>> rec = enrich({"id": "x", "text": "طهران تنفي وجود خلافات مع موسكو\\n\\nنفى نائب وزير الخارجية."})
@@ -21,41 +22,28 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 from khabar.boilerplate import FurnitureLearner, analyse, from_html
+from khabar.claims import extract_claims
 from khabar.dates import extract_dates, parse_date_value
+from khabar.entities import extract_entities
 from khabar.language import detect_language, paragraph_languages
 from khabar.normalize import normalize
+from khabar.quotes import extract_quotes
 
-__all__ = ["enrich", "enrich_many", "message_text", "run_enrich"]
+__all__ = ["enrich", "enrich_many", "link_records", "message_text", "run_enrich"]
 
 # Field names seen in the corpora, in order of preference.
 _TEXT_FIELDS = ("text", "content", "body", "article", "story")
 _DATE_FIELDS = ("published_at", "published", "date", "pubDate", "date_published", "date_jalali_from_url")
 _KNOWN = {"id", "text", "title", "url", "source", "language", "published_at", "html"}
-
-_MISSING: dict[str, bool] = {}
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """Import ``module.name``, or ``None`` while that module does not exist yet."""
-    if _MISSING.get(module):
-        return None
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise  # the module exists but is broken: that is a bug to surface, not to hide
-        _MISSING[module] = True
-        return None
-    return getattr(mod, name)
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -121,17 +109,14 @@ def enrich(message: Mapping[str, Any], *, learner: FurnitureLearner | None = Non
     quotes: list[dict] = []
     claims: list[dict] = []
     if lang in ("ar", "fa"):
-        extract_entities = _optional("khabar.entities", "extract_entities")
-        if extract_entities is not None:
-            entities = list(extract_entities(text, lang, exclude=exclude))
-        extract_quotes = _optional("khabar.quotes", "extract_quotes")
-        if extract_quotes is not None:
-            quotes = list(extract_quotes(text, lang, entities, exclude=exclude))
-        extract_claims = _optional("khabar.claims", "extract_claims")
-        if extract_claims is not None:
-            claims = list(extract_claims(text, lang, entities, quotes))
+        entities = list(extract_entities(text, lang, exclude=exclude, normalized=norm))
+        quotes = list(extract_quotes(text, lang, entities, exclude=exclude))
+        claims = list(extract_claims(text, lang, entities, quotes))
 
-    extra = {k: v for k, v in message.items() if k not in _KNOWN and k not in _TEXT_FIELDS}
+    # A message that went through the pipeline's parser already carries its unknown fields in "extra".
+    extra = dict(message["extra"]) if isinstance(message.get("extra"), Mapping) else {}
+    extra.update((k, v) for k, v in message.items()
+                 if k not in _KNOWN and k not in _TEXT_FIELDS and k != "extra")
     record: dict[str, Any] = {
         "id": str(message["id"]) if message.get("id") not in (None, "") else _stable_id(message, text),
         "language": lang,
@@ -141,6 +126,8 @@ def enrich(message: Mapping[str, Any], *, learner: FurnitureLearner | None = Non
         "title_span": list(st.title_span) if st.title_span else None,
         "byline": st.byline,
         "body": st.body,
+        # Paragraph spans of the body in the input text: stories.signature pairs paragraphs by them.
+        "body_spans": [[s, e] for s, e in st.body_spans],
         "published_at": published_at,
         "published_at_original": published_orig,
         "dates": dates["dates"],
@@ -175,12 +162,31 @@ def _mixed_paragraphs(spans: Sequence[tuple[int, int]], text: str, lang: str) ->
 
 
 def enrich_many(
-    messages: Iterable[Mapping[str, Any]], *, learner: FurnitureLearner | None = None
+    messages: Iterable[Mapping[str, Any]], *, learner: FurnitureLearner | None = None,
+    link_stories: bool = False,
 ) -> Iterator[dict]:
-    """Enrich a stream of messages with one furniture learner shared across them."""
+    """Enrich a stream of messages with one furniture learner shared across them.
+
+    With ``link_stories`` the records are held until the end and linked within the set
+    (:func:`khabar.stories.link_all`: ``story_id``, ``duplicate_of``, ``reuses``).
+    """
     learner = learner if learner is not None else FurnitureLearner()
-    for m in messages:
-        yield enrich(m, learner=learner)
+    records = (enrich(m, learner=learner) for m in messages)
+    if not link_stories:
+        yield from records
+        return
+    held = list(records)
+    yield from link_records(held)
+
+
+def link_records(records: list[dict]) -> list[dict]:
+    """Fill ``story_id``, ``duplicate_of`` and ``reuses`` of enriched records within their set (in place)."""
+    from khabar.stories import link_all
+
+    for rec, links in zip(records, link_all(records)):
+        rec["story_id"], rec["duplicate_of"], rec["reuses"] = (
+            links["story_id"], links["duplicate_of"], links["reuses"])
+    return records
 
 
 def _open_text(path: Path) -> TextIO:
@@ -218,6 +224,9 @@ def _iter_inputs(paths: Sequence[str]) -> Iterator[tuple[str, int, str | dict]]:
 def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: TextIO = sys.stderr) -> int:
     """Enrich files/folders/stdin and write one JSON article per line to ``out``.
 
+    The articles are written once all inputs are read, with ``story_id``, ``duplicate_of`` and
+    ``reuses`` decided within the set (:func:`khabar.stories.link_all`); errors go out as they occur.
+
     Args:
         paths: JSON lines files (optionally .gz), .txt files, folders of them, or ``"-"`` for stdin.
         out: where articles go.
@@ -229,6 +238,8 @@ def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: 
     """
     learner = FurnitureLearner()
     failed = 0
+    # Stories, copies and reuse are decided within the whole set, so records are held until the end.
+    records: list[dict] = []
     for fname, lineno, item in _iter_inputs(paths):
         try:
             if isinstance(item, str):
@@ -244,8 +255,12 @@ def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: 
             rec = enrich(msg, learner=learner)
         except Exception as exc:  # one bad input must not stop the run; it becomes an error record
             failed += 1
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name}" if tb else None
             err.write(json.dumps({"error": type(exc).__name__, "reason": str(exc)[:500],
-                                  "file": fname, "line": lineno}, ensure_ascii=False) + "\n")
+                                  "file": fname, "line": lineno, "where": where}, ensure_ascii=False) + "\n")
             continue
+        records.append(rec)
+    for rec in link_records(records):
         out.write(json.dumps(rec, ensure_ascii=False, indent=2 if pretty else None) + "\n")
     return 1 if failed else 0

@@ -140,6 +140,7 @@ def article_to_requests(
     entities = list(article.get("entities") or [])
     quotes = list(article.get("quotes") or [])
     claims = list(article.get("claims") or [])
+    signature = article.get("story_signature") or {}
     article_doc = {
         "id": article_id,
         "language": article.get("language"),
@@ -161,6 +162,10 @@ def article_to_requests(
         "story_id": article.get("story_id"),
         "duplicate_of": article.get("duplicate_of"),
         "reuses": list(article.get("reuses") or []),
+        # Set by pipelines.stories.LinkStories: later articles find this one by these terms.
+        "story_key": signature.get("story_key"),
+        "story_bands": list(signature.get("bands") or []),
+        "story_signature": article.get("story_signature"),
         "boilerplate_count": len(article.get("boilerplate") or []),
         "extra": article.get("extra") or {},
     }

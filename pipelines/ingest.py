@@ -37,6 +37,21 @@ from khabar.config import KhabarConfig, PipelineConfig
 log = logging.getLogger(__name__)
 
 DEAD = "dead_letters"
+ORIGINAL_MESSAGE = "message"
+
+
+def _check_encodable(message: dict[str, Any]) -> None:
+    """Reject strings that cannot be written as UTF-8 (lone surrogates from ``\\ud800`` escapes).
+
+    JSON allows such escapes and ``json.loads`` accepts them, but nothing downstream can write the
+    result as UTF-8 (the id hash of a message without id, the dead letter of a failed enrichment, the
+    bulk request, which Elasticsearch refuses as a whole): stopped here, it is one clear dead letter.
+    """
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise documents.Rejected("validate", f"text contains a lone surrogate (U+{ord(exc.object[exc.start]):04X}) "
+                                 "that cannot be encoded as UTF-8", "encoding") from exc
 
 
 class _ParseFn(beam.DoFn):
@@ -51,61 +66,139 @@ class _ParseFn(beam.DoFn):
         origin = documents.origin_of(record)
         try:
             message = documents.parse_message(record.value, record.key, self._cfg)
+            _check_encodable(message)
         except documents.Rejected as rejected:
             self._dead[rejected.stage].inc()
             yield pvalue.TaggedOutput(DEAD, documents.dead_letter(
                 rejected.stage, rejected.error, error_type=rejected.error_type, payload=record.value,
                 origin=origin))
             return
+        except Exception as exc:
+            # A bug or an input nobody foresaw must not stop the stream: it is a dead letter too.
+            log.warning("parsing record %s failed unexpectedly: %s", origin, exc)
+            self._dead["parse"].inc()
+            yield pvalue.TaggedOutput(DEAD, documents.dead_letter(
+                "parse", f"{type(exc).__name__}: {exc}"[:2000], error_type="unexpected", payload=record.value,
+                origin=origin))
+            return
         self._ok.inc()
         yield message, origin
 
 
-class _EnrichFn(beam.DoFn):
-    """Message -> enriched article via the ``khabar`` core; an exception becomes a dead letter."""
+_WORKER_LEARNER: Any = None
 
-    def __init__(self) -> None:
+
+def _enrich_in_worker(message: dict[str, Any]) -> dict[str, Any]:
+    """Enrichment as run in the time budget's worker process (off the main thread), with its own learner."""
+    global _WORKER_LEARNER
+    from khabar import enrich as core
+
+    if _WORKER_LEARNER is None:
+        _WORKER_LEARNER = _new_learner()
+    return core.enrich(message, learner=_WORKER_LEARNER) if _WORKER_LEARNER else core.enrich(message)
+
+
+def _new_learner() -> Any:
+    from khabar import enrich as core
+
+    learner_cls = getattr(core, "FurnitureLearner", None)
+    if learner_cls is None:
+        from khabar import boilerplate
+
+        learner_cls = getattr(boilerplate, "FurnitureLearner", None)
+    return learner_cls() if learner_cls is not None else None
+
+
+class _EnrichFn(beam.DoFn):
+    """Message -> enriched article via the ``khabar`` core; an exception becomes a dead letter.
+
+    Each document gets ``pipeline.enrich_timeout_s`` seconds (:mod:`khabar.timebudget`): on the main
+    thread (Beam's in-process FnApiRunner) a SIGALRM interrupts the enrichment; on SDK harness
+    threads (Flink, Dataflow, Prism) the enrichment runs in a worker process that is killed on
+    timeout. Either way the document becomes a dead letter with reason "time budget exceeded" and the
+    worker goes on with the next one.
+    """
+
+    def __init__(self, cfg: PipelineConfig | None = None) -> None:
+        self._timeout = (cfg or PipelineConfig()).enrich_timeout_s
         self._enrich: Any = None
         self._learner: Any = None
+        self._budget: Any = None
         self._ok = Metrics.counter("khabar", "enriched")
         self._dead = Metrics.counter("khabar", "dead_letters_enrich")
+        self._over_budget = Metrics.counter("khabar", "enrich_over_budget")
         self._latency = Metrics.distribution("khabar", "enrich_ms")
 
     def setup(self) -> None:
         from khabar import enrich as core
+        from khabar.timebudget import TimeBudget
 
         self._enrich = core.enrich
-        learner_cls = getattr(core, "FurnitureLearner", None)
-        if learner_cls is None:
-            from khabar import boilerplate
-
-            learner_cls = getattr(boilerplate, "FurnitureLearner", None)
-        self._learner = learner_cls() if learner_cls is not None else None
+        self._learner = _new_learner()
+        self._budget = TimeBudget(self._timeout, worker_target="khabar.pipelines.ingest:_enrich_in_worker")
         # Load models and data once per worker, not on the first document.
         self._enrich({"id": "warm-up", "text": "قال الرئيس إن الاجتماع عقد في طهران.\nگفت که دیدار در مسکو بود."})
 
+    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self._learner is not None:
+            return self._enrich(message, learner=self._learner)
+        return self._enrich(message)
+
     def process(self, element: tuple[dict[str, Any], dict[str, Any]]) -> Iterator[Any]:
+        from khabar.timebudget import BudgetExceeded, WorkerError
+
         message, origin = element
         started = time.perf_counter()
         try:
-            article = self._enrich(message, learner=self._learner) if self._learner else self._enrich(message)
+            if self._budget.mechanism() == "process":
+                article = self._budget.call(_enrich_in_worker, message)
+            else:
+                article = self._budget.call(self._call, message)
+        except BudgetExceeded as exc:
+            self._over_budget.inc()
+            yield self._dead_letter(message, origin, f"time budget exceeded: enrichment took longer than "
+                                    f"{exc.seconds:g} s ({exc.mechanism})", "time_budget")
+            return
+        except WorkerError as exc:
+            yield self._dead_letter(message, origin, str(exc)[:2000], exc.kind)
+            return
         except Exception as exc:
-            self._dead.inc()
-            payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
-            yield pvalue.TaggedOutput(DEAD, documents.dead_letter(
-                "enrich", f"{type(exc).__name__}: {exc}"[:2000], error_type=type(exc).__name__,
-                payload=payload, origin=origin, document_id=message.get("id")))
+            yield self._dead_letter(message, origin, f"{type(exc).__name__}: {exc}"[:2000], type(exc).__name__)
             return
         self._latency.update(int((time.perf_counter() - started) * 1000))
         self._ok.inc()
         if message.get("extra"):
-            article.setdefault("extra", message["extra"])
-        yield article, origin
+            # The parsed message's unknown fields, as they came: the core would nest them as extra.extra.
+            article["extra"] = message["extra"]
+        yield article, origin, message
+
+    def _dead_letter(self, message: dict[str, Any], origin: dict[str, Any], error: str, error_type: str) -> Any:
+        self._dead.inc()
+        log.warning("enrichment of %s failed: %s", message.get("id"), error[:200])
+        payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
+        return pvalue.TaggedOutput(DEAD, documents.dead_letter(
+            "enrich", error, error_type=error_type, payload=payload, origin=origin,
+            document_id=message.get("id")))
+
+    def teardown(self) -> None:
+        if self._budget is not None:
+            self._budget.close()
 
 
-def _to_requests(element: tuple[dict[str, Any], dict[str, Any]], prefix: str) -> list[Any]:
-    article, origin = element
-    return documents.article_to_requests(article, prefix, origin=origin)
+def _to_requests(element: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], prefix: str) -> list[Any]:
+    article, origin, message = element
+    # The message rides along in the origin (by reference, nothing is copied) so that a document
+    # Elasticsearch rejects can be dead-lettered with the original message, for `khabar dlq replay`.
+    return documents.article_to_requests(article, prefix, origin={**origin, ORIGINAL_MESSAGE: message})
+
+
+def _index_dead_letter(dead: Mapping[str, Any]) -> dict[str, Any]:
+    """The sink's rejected item as a dead letter, with the original message as ``original_payload``."""
+    origin = dict(dead.get("origin") or {})
+    message = origin.pop(ORIGINAL_MESSAGE, None)
+    letter = documents.index_dead_letter({**dead, "origin": origin or None})
+    letter["original_payload"] = (json.dumps(message, ensure_ascii=False) if message is not None else None)
+    return letter
 
 
 @dataclass
@@ -140,12 +233,12 @@ def build(
     records = pipeline | "Read documents" >> (read or ReadFromKafka(cfg.kafka, bounded=bounded,
                                                                       max_records=max_records))
     parsed = records | "Parse and validate" >> beam.ParDo(_ParseFn(cfg.pipeline)).with_outputs(DEAD, main="ok")
-    enriched = parsed.ok | "Enrich" >> beam.ParDo(_EnrichFn()).with_outputs(DEAD, main="ok")
+    enriched = parsed.ok | "Enrich" >> beam.ParDo(_EnrichFn(cfg.pipeline)).with_outputs(DEAD, main="ok")
     requests = enriched.ok | "Build index documents" >> beam.FlatMap(_to_requests, cfg.elasticsearch.index_prefix)
     index_dead = (
         requests
         | "Write to Elasticsearch" >> (write_documents or WriteToElasticsearch(cfg.elasticsearch))
-        | "Describe rejected documents" >> beam.Map(documents.index_dead_letter)
+        | "Describe rejected documents" >> beam.Map(_index_dead_letter)
     )
     make_writer = write_dead_letters or (lambda: WriteToKafka(cfg.kafka, cfg.kafka.dlq_topic))
     dead = []

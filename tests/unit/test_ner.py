@@ -147,8 +147,8 @@ def test_models_are_shipped_small_and_match_current_folding() -> None:
     assert scores["fold_probe"] == {w: ner.token_key(w) for w in scores["fold_probe"]}
 
 
-# Floors a few points under the full held-out scores in MODEL_CARD.md (slices are small and noisy).
-FLOORS = {"ar": ("anercorp_tail10", 150, 63.0), "fa": ("peyma_dev", 250, 68.0)}
+# Floors ~4 points under what the shipped models score on these slices (68.3 and 67.2 micro F1).
+FLOORS = {"ar": ("anercorp_tail10", 150, 64.0), "fa": ("peyma_dev", 250, 63.0)}
 
 
 @pytest.mark.skipif(not NER_DATA.is_dir(), reason="NER corpora (../shared/data/ner) not present")

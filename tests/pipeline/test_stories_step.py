@@ -1,0 +1,140 @@
+"""The story-linking step on TestPipeline, with the Elasticsearch candidate lookup replaced by a fake."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from khabar.pipelines import documents
+from khabar.pipelines.stories import LinkStories, candidate_query, hit_to_candidate
+
+from khabar import stories
+from khabar.config import load_config
+from khabar.enrich import enrich
+
+SAMPLES = sorted((Path(__file__).parents[1] / "fixtures" / "samples").glob("*.txt"))
+CFG = load_config(environ={})
+ORIGIN = {"topic": "t", "partition": 0, "offset": 0, "key": None}
+
+
+class FakeLookup:
+    """Returns fixed candidates (as stored in the index) and records what it was asked."""
+
+    def __init__(self, stored: list[dict[str, Any]], fail: bool = False) -> None:
+        self._stored = stored
+        self._fail = fail
+
+    def open(self) -> None:
+        pass
+
+    def search(self, signature: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self._fail:
+            raise ConnectionError("elasticsearch is down")
+        keys = stories.lookup_keys(signature)
+        out = []
+        for doc in self._stored:
+            shares = set(doc.get("claim_ids") or []) & set(keys["claim_ids"]) or \
+                set(doc.get("entity_ids") or []) & set(keys["entity_ids"]) or \
+                set(doc.get("story_bands") or []) & set(keys["story_bands"])
+            cand = hit_to_candidate(doc)
+            if shares and cand is not None and cand["id"] != signature["id"]:
+                out.append(cand)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def articles() -> dict[str, dict[str, Any]]:
+    return {p.name[:3]: enrich({"id": p.name[:3], "text": p.read_text("utf-8")}) for p in SAMPLES}
+
+
+def _stored(article: dict[str, Any]) -> dict[str, Any]:
+    """The article document the pipeline would have written for an already linked article."""
+    sig = stories.signature(article)
+    linked = {**article, **stories.link(sig, []), "story_signature": sig}
+    (req, *_rest) = documents.article_to_requests(linked, "khabar")
+    return dict(req.source)
+
+
+def _run(elements: list[Any], lookup: FakeLookup, check: Any) -> dict[str, int]:
+    """Run the step over ``elements``; ``check`` gets the output list inside the pipeline."""
+    p = TestPipeline(runner="FnApiRunner")
+    linked = p | beam.Create(elements) | LinkStories(CFG.elasticsearch, lookup=lookup)
+    assert_that(linked, check)
+    result = p.run()
+    result.wait_until_finish()
+    return {c.key.metric.name: c.committed for c in
+            result.metrics().query(MetricsFilter().with_namespace("khabar"))["counters"]}
+
+
+def test_later_articles_join_the_stored_story_and_find_the_reuse(articles: dict[str, dict[str, Any]]) -> None:
+    stored = [_stored(articles["000"])]
+    story = stored[0]["story_id"]
+    elements = [(articles[k], {**ORIGIN, "offset": i}) for i, k in enumerate(["001", "002", "003", "004"])]
+
+    def check(out: list[Any]) -> None:
+        by_id = {a["id"]: (a, origin) for a, origin in out}
+        assert sorted(by_id) == ["001", "002", "003", "004"]
+        assert [by_id[k][0]["story_id"] == story for k in ("001", "002", "003", "004")] == [True, True, True, False]
+        assert [r["article"] for r in by_id["001"][0]["reuses"]] == ["000"]
+        assert all(by_id[k][0]["reuses"] == [] and by_id[k][0]["duplicate_of"] is None for k in ("002", "003", "004"))
+        assert by_id["003"][1]["offset"] == 2  # the origin rides along untouched
+        # The signature goes on to the index document, where the next lookup reads it.
+        doc = documents.article_to_requests(by_id["001"][0], "khabar")[0].source
+        assert doc["story_signature"]["id"] == "001" and doc["story_bands"] and doc["story_key"]
+
+    counters = _run(elements, FakeLookup(stored), check)
+    assert counters["stories_linked"] == 4 and counters["story_reuses"] == 1
+
+
+def test_copies_in_one_bundle_are_found_through_the_cache(articles: dict[str, dict[str, Any]]) -> None:
+    copy = {**articles["003"], "id": "003-copy"}
+
+    def check(out: list[Any]) -> None:
+        dup = sorted((a["id"], a["duplicate_of"]) for a in out)
+        assert dup in ([("003", None), ("003-copy", "003")], [("003", "003-copy"), ("003-copy", None)])
+        assert len({a["story_id"] for a in out}) == 1
+
+    counters = _run([articles["003"], copy], FakeLookup([]), check)
+    assert counters["story_duplicates"] == 1
+
+
+def test_lookup_failure_still_links_by_claim(articles: dict[str, dict[str, Any]]) -> None:
+    claim = "claim:meet:per:qasem-soleimani+per:vladimir-putin@loc:moscow"
+
+    def check(out: list[Any]) -> None:
+        ids = {a["id"]: a["story_id"] for a in out}
+        assert ids["002"] == stories.story_id_for(claim) and ids["004"] != ids["002"]
+
+    counters = _run([articles["002"], articles["004"]], FakeLookup([], fail=True), check)
+    assert counters["story_lookup_errors"] == 2
+
+
+def test_step_adds_no_grouping_and_keeps_bare_articles(articles: dict[str, dict[str, Any]]) -> None:
+    p = TestPipeline(runner="FnApiRunner")
+    linked = p | beam.Create([articles["004"]]) | LinkStories(CFG.elasticsearch, lookup=FakeLookup([]))
+    assert_that(linked | beam.Map(lambda a: (a["id"], a["duplicate_of"], a["reuses"])),
+                equal_to([("004", None, [])]))
+    proto = p.to_runner_api()
+    link_urns = {t.spec.urn for t in proto.components.transforms.values() if "LinkStories" in t.unique_name}
+    assert link_urns and not link_urns & {"beam:transform:group_by_key:v1", "beam:transform:reshuffle:v1"}
+    p.run().wait_until_finish()
+
+
+def test_candidate_query_filters_by_window_and_excludes_itself(articles: dict[str, dict[str, Any]]) -> None:
+    sig = stories.signature(articles["003"])
+    q = candidate_query(sig, window_days=30)
+    assert q["bool"]["must_not"] == [{"ids": {"values": ["003"]}}]
+    rng = q["bool"]["filter"][0]["bool"]["should"][0]["range"]["published_at"]
+    assert rng == {"gte": "2016-03-16", "lte": "2016-05-15"}
+    fields = {next(iter(c["term"])) for c in q["bool"]["should"]}
+    assert fields == {"claim_ids", "story_bands", "entity_ids"}
+    assert "filter" not in candidate_query(stories.signature(articles["000"]))  # undated: no window
