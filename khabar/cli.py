@@ -227,6 +227,12 @@ def cmd_feeds(argv: Sequence[str]) -> int:
     return feeds_main(list(argv))
 
 
+def cmd_dashboards(argv: Sequence[str]) -> int:
+    from khabar.dashboards import main as dashboards_main
+
+    return dashboards_main(list(argv))
+
+
 def cmd_train_ner(argv: Sequence[str]) -> int:
     from khabar.ner_train import main as train_main
 
@@ -351,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.set_defaults(passthrough=cmd_feeds)
 
+    p = sub.add_parser("dashboards", help="install the Kibana dashboards (khabar dashboards install --help)",
+                       add_help=False)
+    p.set_defaults(passthrough=cmd_dashboards)
+
     p = sub.add_parser("eval", help="score enrich output against a gold file (khabar eval --help)", add_help=False)
     p.set_defaults(passthrough=cmd_eval)
 
@@ -400,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # eval and train-ner own their flags; hand them the rest of the line untouched.
-    passthrough = {"eval": cmd_eval, "train-ner": cmd_train_ner, "feeds": cmd_feeds}
+    passthrough = {"eval": cmd_eval, "train-ner": cmd_train_ner, "feeds": cmd_feeds, "dashboards": cmd_dashboards}
     for i, word in enumerate(argv):
         if word in passthrough:
             _setup_logging("-v" in argv[:i] or "--verbose" in argv[:i], "--log-json" in argv[:i])

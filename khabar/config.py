@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -325,11 +326,25 @@ def load_config(
         raise ConfigError(str(exc)) from exc
 
 
+def redact_url(url: str) -> str:
+    """A URL (or comma-separated URLs) with any ``user:password@`` replaced by ``***@``, for printing.
+
+    Everything up to the last ``@`` of each URL goes, so an unescaped ``/`` or ``@`` in a password
+    cannot leave part of it behind (an ``@`` in a path is over-redacted, which is harmless).
+    """
+    return ",".join(_USERINFO.sub(r"\1***@", part) for part in url.split(","))
+
+
+_USERINFO = re.compile(r"^(\s*(?:[A-Za-z][\w+.-]*://)?).*@")
+
+
 def masked(config: KhabarConfig) -> dict[str, dict[str, Any]]:
-    """The configuration as a dict with every secret replaced by ``'***'``."""
+    """The configuration as a dict with every secret replaced by ``'***'``, also inside URLs."""
     out = dataclasses.asdict(config)
     for values in out.values():
         for key in values:
             if key in SECRET_KEYS and values[key]:
                 values[key] = "***"
+            elif key in ("url", "bootstrap_servers") and isinstance(values[key], str):
+                values[key] = redact_url(values[key])
     return out

@@ -2,9 +2,9 @@
 
 ``khabar dlq show [--stage S] [--reason-contains TEXT] [--limit N]`` prints the dead letters as JSON
 lines (payload cut to 200 characters). ``khabar dlq replay [--stage S] [--reason-contains TEXT]
-[--dry-run]`` re-submits the original message of every matching dead letter that was not replayed
-before to ``kafka.topic``, keyed by its document id, so the ingest pipeline indexes it under the
-same deterministic id.
+[--dry-run]`` re-submits the original message of every matching dead letter that was not
+replayed before to ``kafka.topic``, under its original key (the document id), so the ingest
+pipeline indexes it under the same deterministic id.
 
 What is re-submitted:
 
@@ -152,9 +152,16 @@ def original_of(record: Mapping[str, Any], fetch: Any = None) -> tuple[bytes | N
 
 
 def key_of(record: Mapping[str, Any]) -> bytes | None:
-    """The Kafka key to re-submit under: the document id, else the original record's key."""
-    doc_id = record.get("document_id") or (record.get("source") or {}).get("key")
-    return str(doc_id).encode("utf-8") if doc_id else None
+    """The Kafka key to re-submit under: the original record's key, else the document id.
+
+    The original key keeps a replay on the partition of the other versions of the same document
+    (so "the later one wins" still holds) and gives a message without ``id`` the same id as before.
+    An index dead letter's ``document_id`` is an Elasticsearch ``_id`` (``article:entity``), never a key.
+    """
+    key = (record.get("source") or {}).get("key")
+    if not key and record.get("stage") != "index":
+        key = record.get("document_id")
+    return str(key).encode("utf-8") if key else None
 
 
 def plan_replay(letters: Sequence[Letter], fetch: Any = None) -> ReplayPlan:
@@ -305,6 +312,7 @@ def replay(
                         break
                     done = trial
                     result.letters.append({"dlq_offset": letter.offset, "stage": letter.record.get("stage"),
+                                           "key": key.decode("utf-8", "replace") if key else None,
                                            "document_id": letter.record.get("document_id"),
                                            "error": str(letter.record.get("error") or "")[:200]})
                     if prod is not None:

@@ -183,7 +183,7 @@ def link_records(records: list[dict]) -> list[dict]:
     """Fill ``story_id``, ``duplicate_of`` and ``reuses`` of enriched records within their set (in place)."""
     from khabar.stories import link_all
 
-    for rec, links in zip(records, link_all(records)):
+    for rec, links in zip(records, link_all(records), strict=True):
         rec["story_id"], rec["duplicate_of"], rec["reuses"] = (
             links["story_id"], links["duplicate_of"], links["reuses"])
     return records

@@ -186,7 +186,7 @@ def _paragraphs(article: Mapping[str, Any], text: str | None) -> list[tuple[int 
             return [(int(s), int(e), text[int(s) : int(e)]) for s, e in spans]
         parts = (article.get("body") or "").split("\n\n")
         if len(parts) == len(spans):
-            return [(int(s), int(e), p) for (s, e), p in zip(spans, parts)]
+            return [(int(s), int(e), p) for (s, e), p in zip(spans, parts, strict=True)]
         return [(int(s), int(e), "") for s, e in spans]
     if text is not None:
         return [(m.start(), m.end(), m.group()) for m in _PARA_SPLIT_RE.finditer(text) if m.group().strip()]
@@ -259,10 +259,10 @@ def signature(article: Mapping[str, Any], text: str | None = None, params: Param
     support = _claim_support(article)
     story_key = None
     if support:
-        best = max(support.items(), key=lambda kv: (kv[1], kv[0].count("+"), kv[0]))
-        # Ties go to the lexically smallest id among equals, so the choice is stable.
-        best_n = best[1]
-        story_key = min(k for k, v in support.items() if v == best_n) if best_n >= params.min_claim_support else None
+        best_n = max(support.values())
+        if best_n >= params.min_claim_support:
+            # Ties go to the lexically smallest claim id, so the choice does not depend on claim order.
+            story_key = min(k for k, v in support.items() if v == best_n)
     doc_hash = _minhash(_shingles(all_tokens, 3), _DOC_PERM)
     bands = []
     if doc_hash:
@@ -326,14 +326,25 @@ def _feature_weights(pa: Sequence[Mapping[str, Any]], pb: Sequence[Mapping[str, 
     return {f: math.log((n + 1) / d) * (1.5 if f.startswith("n:") else 1.0) for f, d in df.items()}
 
 
-def _pair_score(p: Mapping[str, Any], q: Mapping[str, Any], weights: Mapping[str, float], same_lang: bool,
+def _para_text_matrix(pa: Sequence[Mapping[str, Any]], pb: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """MinHash Jaccard of every paragraph of ``pa`` with every paragraph of ``pb`` (0 without a sketch)."""
+    def stack(ps: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        ok = np.array([bool(p.get("minhash")) and len(p["minhash"]) == _PARA_PERM for p in ps])
+        arr = np.zeros((len(ps), _PARA_PERM), dtype=np.uint64)
+        for k, p in enumerate(ps):
+            if ok[k]:
+                arr[k] = p["minhash"]
+        return arr, ok
+
+    a, oka = stack(pa)
+    b, okb = stack(pb)
+    sim = (a[:, None, :] == b[None, :, :]).mean(axis=2)
+    return sim * (oka[:, None] & okb[None, :])
+
+
+def _pair_score(a: set[str], b: set[str], weights: Mapping[str, float], text_jaccard: float,
                 params: Params) -> float:
-    score = 0.0
-    if same_lang:
-        j = _jaccard(p.get("minhash"), q.get("minhash"))
-        if j >= params.para_text_jaccard:
-            score = j
-    a, b = set(p["features"]), set(q["features"])
+    score = text_jaccard if text_jaccard >= params.para_text_jaccard else 0.0
     shared = a & b
     # Places alone (Iran, Russia, Syria...) are the backdrop of a whole region's news, not evidence.
     if len(shared) >= params.para_min_shared and any(not f.startswith("e:loc:") for f in shared):
@@ -341,7 +352,7 @@ def _pair_score(p: Mapping[str, Any], q: Mapping[str, Any], weights: Mapping[str
         fs = sum(weights[f] for f in shared) / union if union else 0.0
         if fs >= params.para_feature_score:
             score = max(score, fs)
-    return score
+    return float(score)
 
 
 def _best_chain(scores: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
@@ -381,10 +392,13 @@ def _compare(a: Mapping[str, Any], b: Mapping[str, Any], params: Params) -> _Pai
     cover_a = cover_b = 0.0
     if not duplicate and pa and pb:
         weights = _feature_weights(pa, pb)
+        text_j = _para_text_matrix(pa, pb) if same_lang else None
+        fa = [set(p["features"]) for p in pa]
+        fb = [set(q["features"]) for q in pb]
         scores = {}
-        for i, p in enumerate(pa):
-            for j, q in enumerate(pb):
-                s = _pair_score(p, q, weights, same_lang, params)
+        for i in range(len(pa)):
+            for j in range(len(pb)):
+                s = _pair_score(fa[i], fb[j], weights, text_j[i, j] if text_j is not None else 0.0, params)
                 if s > 0:
                     scores[(i, j)] = s
         chain = _best_chain(scores)

@@ -31,6 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from khabar.connectors.elasticsearch import WriteToElasticsearch
 from khabar.connectors.kafka import KafkaRecord, ReadFromKafka, WriteToKafka
 from khabar.pipelines import documents
+from khabar.pipelines.stories import LinkStories
 
 from khabar.config import KhabarConfig, PipelineConfig
 
@@ -218,6 +219,7 @@ def build(
     read: beam.PTransform | None = None,
     write_documents: beam.PTransform | None = None,
     write_dead_letters: Any = None,
+    link_stories: beam.PTransform | None = None,
 ) -> IngestOutputs:
     """Add the ingest steps to ``pipeline``.
 
@@ -229,12 +231,14 @@ def build(
         read: Replaces the Kafka read (a PTransform from PBegin to :class:`KafkaRecord`s); tests use it.
         write_documents: Replaces the Elasticsearch write (IndexRequest -> dead-letter dicts).
         write_dead_letters: Callable returning a fresh PTransform for ``(key, value)`` dead letters.
+        link_stories: Replaces the story linking (which looks up candidates in Elasticsearch).
     """
     records = pipeline | "Read documents" >> (read or ReadFromKafka(cfg.kafka, bounded=bounded,
                                                                       max_records=max_records))
     parsed = records | "Parse and validate" >> beam.ParDo(_ParseFn(cfg.pipeline)).with_outputs(DEAD, main="ok")
     enriched = parsed.ok | "Enrich" >> beam.ParDo(_EnrichFn(cfg.pipeline)).with_outputs(DEAD, main="ok")
-    requests = enriched.ok | "Build index documents" >> beam.FlatMap(_to_requests, cfg.elasticsearch.index_prefix)
+    linked = enriched.ok | "Link stories" >> (link_stories or LinkStories(cfg.elasticsearch))
+    requests = linked | "Build index documents" >> beam.FlatMap(_to_requests, cfg.elasticsearch.index_prefix)
     index_dead = (
         requests
         | "Write to Elasticsearch" >> (write_documents or WriteToElasticsearch(cfg.elasticsearch))
@@ -251,7 +255,7 @@ def build(
             | f"Encode {label} dead letters" >> beam.Map(documents.encode_dead_letter)
             | f"Send {label} dead letters" >> make_writer()
         )
-    return IngestOutputs(articles=enriched.ok, dead_letters=dead)
+    return IngestOutputs(articles=linked, dead_letters=dead)
 
 
 def pipeline_options(argv: Sequence[str] = (), *, streaming: bool = False) -> PipelineOptions:

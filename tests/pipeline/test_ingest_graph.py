@@ -8,6 +8,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from khabar.connectors.kafka import KafkaRecord
 from khabar.pipelines.ingest import build
+from khabar.pipelines.stories import LinkStories
 
 from khabar.config import load_config
 
@@ -31,6 +32,23 @@ class _FakeIndex(beam.PTransform):
         return pcoll | beam.FlatMap(reject)
 
 
+class _NoCandidates:
+    """Story candidates from nowhere: the graph test has no Elasticsearch."""
+
+    def open(self) -> None:
+        pass
+
+    def search(self, signature: object) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _link() -> LinkStories:
+    return LinkStories(load_config(environ={}).elasticsearch, lookup=_NoCandidates())
+
+
 class _NoSend(beam.PTransform):
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         return pcoll | beam.Map(lambda kv: kv)
@@ -51,7 +69,7 @@ def test_graph_routes_good_documents_and_every_kind_of_dead_letter() -> None:
     ]
     with TestPipeline(runner="FnApiRunner") as p:
         outputs = build(p, cfg, read=beam.Create(records), write_documents=_FakeIndex(),
-                        write_dead_letters=_NoSend)
+                        write_dead_letters=_NoSend, link_stories=_link())
         ids = outputs.articles | "Ids" >> beam.Map(lambda el: el[0]["id"])
         assert_that(ids, equal_to(["000", "001", "002", "003", "004", "reject-me"]), label="articles")
         parse_dead, enrich_dead, index_dead = outputs.dead_letters
@@ -79,7 +97,7 @@ def test_enrichment_failure_becomes_a_dead_letter(monkeypatch) -> None:  # type:
                _record(1, b'{"id": "bad", "text": "poison"}')]
     with TestPipeline(runner="FnApiRunner") as p:
         outputs = build(p, cfg, read=beam.Create(records), write_documents=_FakeIndex(),
-                        write_dead_letters=_NoSend)
+                        write_dead_letters=_NoSend, link_stories=_link())
         assert_that(outputs.articles | beam.Map(lambda el: el[0]["id"]), equal_to(["ok"]), label="articles")
         assert_that(outputs.dead_letters[1] | beam.Map(lambda d: (d["stage"], d["document_id"], d["error"])),
                     equal_to([("enrich", "bad", "RuntimeError: poison pill")]), label="enrich dead")

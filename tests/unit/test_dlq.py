@@ -69,7 +69,7 @@ def test_plan_sends_one_message_per_rejected_article_and_keys_by_id() -> None:
     ]
     plan = plan_replay(letters)
     assert [(le.offset, key, payload) for le, key, payload in plan.send] == [
-        (10, b"a1:per:x", message.encode()), (12, b"k3", b"{bad")]
+        (10, b"a1", message.encode()), (12, b"k3", b"{bad")]
     assert [(le.offset, primary) for le, primary in plan.duplicates] == [(11, 10)]
     assert [(le.offset, "truncated" in why) for le, why in plan.skipped] == [(13, True)]
 
@@ -78,7 +78,9 @@ def test_index_letters_keyed_by_article_id() -> None:
     # The article id, not the ES _id of the entity document, is the key to re-submit under.
     record = {"stage": "index", "document_id": "a1:per:x", "source": {"key": "a1"},
               "original_payload": json.dumps({"id": "a1", "text": "t"})}
-    assert dlq.key_of(record) in (b"a1", b"a1:per:x")
+    assert dlq.key_of(record) == b"a1"
+    assert dlq.key_of({**record, "source": {"key": None}}) is None  # the message carries its id
+    assert dlq.key_of({"stage": "enrich", "document_id": "sha1-abc", "source": {"key": None}}) == b"sha1-abc"
 
 
 def test_cli_help_and_bad_stage(capsys: pytest.CaptureFixture[str]) -> None:
