@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from khabar.connectors.elasticsearch import IndexRequest
-from khabar.schemas import load_schema
 
 from khabar.config import PipelineConfig
+from khabar.connectors.elasticsearch import IndexRequest
+from khabar.schemas import load_schema
 
 MESSAGE_FIELDS = frozenset({"id", "text", "title", "url", "source", "language", "published_at", "html"})
 _VALIDATOR = Draft202012Validator(load_schema("message"))

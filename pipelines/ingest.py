@@ -28,12 +28,12 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from khabar.config import KhabarConfig, PipelineConfig
 from khabar.connectors.elasticsearch import WriteToElasticsearch
 from khabar.connectors.kafka import KafkaRecord, ReadFromKafka, WriteToKafka
 from khabar.pipelines import documents
 from khabar.pipelines.stories import LinkStories
-
-from khabar.config import KhabarConfig, PipelineConfig
 
 log = logging.getLogger(__name__)
 

@@ -204,11 +204,10 @@ def render(data: Mapping[str, tuple[PanelRequest, list[dict[str, Any]]]], out: P
 
 def index_samples(samples: Path, bootstrap: str, es_url: str) -> str:
     """Submit the sample files through Kafka and the ingest pipeline into fresh indices; their prefix."""
-    from khabar.connectors.kafka import ensure_topics, producer
-    from khabar.pipelines.ingest import run
-
     from khabar import submit
     from khabar.config import load_config
+    from khabar.connectors.kafka import ensure_topics, producer
+    from khabar.pipelines.ingest import run
 
     tag = "render-" + uuid.uuid4().hex[:8]
     cfg = load_config({"kafka.bootstrap_servers": bootstrap, "kafka.topic": tag, "kafka.dlq_topic": tag + ".dlq",

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
-from khabar.pipelines.ingest import run
 
 from khabar import ops, submit
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.connectors.kafka import ensure_topics, producer
+from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 

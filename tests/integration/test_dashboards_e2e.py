@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
-from khabar.pipelines.ingest import run
 
 from khabar import dashboards, submit
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.connectors.kafka import ensure_topics, producer
+from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 

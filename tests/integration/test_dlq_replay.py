@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
-from khabar.pipelines.ingest import run
 
 from khabar import dlq, ops, submit
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.connectors.kafka import ensure_topics, producer
+from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import feedparser
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.pipelines.ingest import run
 
 from khabar import feeds, ops
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 

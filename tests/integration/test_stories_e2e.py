@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
-from khabar.pipelines.ingest import run
 
 from khabar import submit
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.connectors.kafka import ensure_topics, producer
+from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 

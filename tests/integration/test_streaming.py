@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
 
 from khabar import ops, submit
 from khabar.config import KhabarConfig
+from khabar.connectors.elasticsearch import open_client
+from khabar.connectors.kafka import ensure_topics, producer
 
 pytestmark = pytest.mark.integration
 

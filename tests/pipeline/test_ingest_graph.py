@@ -6,11 +6,11 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+
+from khabar.config import load_config
 from khabar.connectors.kafka import KafkaRecord
 from khabar.pipelines.ingest import build
 from khabar.pipelines.stories import LinkStories
-
-from khabar.config import load_config
 
 SAMPLES = sorted((Path(__file__).parents[1] / "fixtures" / "samples").glob("*.txt"))
 

@@ -11,12 +11,12 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from khabar.pipelines import documents
-from khabar.pipelines.stories import LinkStories, candidate_query, hit_to_candidate
 
 from khabar import stories
 from khabar.config import load_config
 from khabar.enrich import enrich
+from khabar.pipelines import documents
+from khabar.pipelines.stories import LinkStories, candidate_query, hit_to_candidate
 
 SAMPLES = sorted((Path(__file__).parents[1] / "fixtures" / "samples").glob("*.txt"))
 CFG = load_config(environ={})

@@ -1,11 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
+
+from khabar.config import PipelineConfig
 from khabar.connectors.elasticsearch import IndexRequest, failure_reason, to_es_action
 from khabar.pipelines import documents
 from khabar.pipelines.documents import Rejected, article_to_requests, parse_message
-
-from khabar.config import PipelineConfig
 
 CFG = PipelineConfig(max_text_chars=1000, max_payload_bytes=20_000, max_json_depth=5)
 
@@ -128,3 +129,23 @@ def test_dead_letter_keeps_text_or_base64_payload() -> None:
     assert binary["payload"] is None and binary["payload_base64"] == "//4="
     key, value = documents.encode_dead_letter({**binary, "document_id": "d1"})
     assert key == b"d1" and json.loads(value)["stage"] == "decode"
+
+
+def test_index_documents_match_their_json_schemas() -> None:
+    from jsonschema import Draft202012Validator
+
+    from khabar.enrich import enrich
+    from khabar.schemas import load_schema
+
+    samples = sorted((Path(__file__).parents[1] / "fixtures" / "samples").glob("*.txt"))
+    validators = {kind: Draft202012Validator(load_schema(name))
+                  for kind, name in (("articles", "article"), ("entities", "entity"), ("quotes", "quote"))}
+    seen = set()
+    for path in samples:
+        article = enrich({"id": path.stem, "text": path.read_text("utf-8")})
+        for request in article_to_requests(article, "khabar"):
+            kind = request.index.rsplit("-", 1)[1]
+            errors = [e.message for e in validators[kind].iter_errors(dict(request.source))]
+            assert not errors, (request.index, request.id, errors[:3])
+            seen.add(kind)
+    assert seen == {"articles", "entities", "quotes"}

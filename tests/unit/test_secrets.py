@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from khabar.connectors.elasticsearch import IndexRequest, open_client, write_batch
-from khabar.pipelines import documents, ingest
 
 from khabar import cli
 from khabar.config import load_config, masked, redact_url
+from khabar.connectors.elasticsearch import IndexRequest, open_client, write_batch
+from khabar.pipelines import documents, ingest
 
 ES_PASSWORD = "es-Pa55-5ecret-4711"
 API_KEY = "QVBJLWtleS1zZWNyZXQtMDgxNQ=="

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from khabar.deploy.local import services as svc
 from khabar.deploy.local.services import ServiceError, ServicesConfig
 
