@@ -67,6 +67,7 @@ setup(
             "ruff==0.17.5",
         ],
         "build": ["babel==2.18.0"],
+        "train": ["scikit-learn==1.9.1", "scipy==1.17.1"],  # khabar train-ner (word clusters)
         "docs": ["matplotlib==3.10.8"],  # tools/render_dashboards.py
     },
     entry_points={"console_scripts": ["khabar=khabar.cli:main"]},

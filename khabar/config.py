@@ -41,8 +41,16 @@ LAUNCHER_VARIABLES = frozenset({
 })
 
 
+SASL_MECHANISMS = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+
+
 class ConfigError(ValueError):
     """A configuration value or key is invalid."""
+
+
+def _check_file(name: str, path: str) -> None:
+    if not Path(path).expanduser().is_file():
+        raise ConfigError(f"{name}: no such file {path}")
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -63,6 +71,10 @@ class KafkaConfig:
         poll_timeout_ms: How long one poll blocks when the topic is idle.
         max_records_per_poll: Upper bound of records one read step claims before it checkpoints.
         security_protocol: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
+        sasl_mechanism: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; required with the SASL protocols.
+        sasl_username: The SASL user; ``sasl_password`` (or ``sasl_password_file``) its password.
+        ssl_cafile: PEM file of the CA that signed the broker's certificate (``SSL``/``SASL_SSL``);
+            without it the system's trusted CAs are used. Certificates and host names are always verified.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -89,6 +101,24 @@ class KafkaConfig:
         _check_positive("kafka.max_records_per_poll", self.max_records_per_poll)
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
             raise ConfigError(f"kafka.security_protocol: unknown protocol {self.security_protocol!r}")
+        sasl = self.security_protocol.startswith("SASL_")
+        if self.sasl_mechanism is not None:
+            object.__setattr__(self, "sasl_mechanism", self.sasl_mechanism.strip().upper())
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(f"kafka.sasl_mechanism: unknown mechanism {self.sasl_mechanism!r} "
+                                  f"(known: {', '.join(sorted(SASL_MECHANISMS))})")
+        if sasl:
+            if not self.sasl_mechanism:
+                raise ConfigError(f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_mechanism")
+            if not self.sasl_username or not self.sasl_password:
+                # Named without the value: a half-configured secret must not end up in an error message.
+                raise ConfigError("kafka.sasl_username and kafka.sasl_password (or KHABAR_KAFKA_SASL_PASSWORD_FILE) "
+                                  f"are required with kafka.security_protocol {self.security_protocol}")
+        if self.ssl_cafile:
+            if not self.security_protocol.endswith("SSL"):
+                raise ConfigError(f"kafka.ssl_cafile is set but kafka.security_protocol is "
+                                  f"{self.security_protocol}, which does not use TLS")
+            _check_file("kafka.ssl_cafile", self.ssl_cafile)
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by every kafka-python client built from this config."""
@@ -117,6 +147,10 @@ class ElasticsearchConfig:
         initial_backoff: Seconds before the first retry; doubles each time, with jitter.
         max_backoff: Upper bound of one wait.
         retry_deadline: Seconds a batch may spend retrying in all before the bundle fails.
+        username: Basic-auth user; ``password`` (or ``password_file``) its password.
+        api_key: An API key (the ``encoded`` form, or ``id:key``); wins over basic auth.
+        ca_certs: PEM file of the CA that signed the cluster's certificate (``https://`` URLs only).
+        verify_certs: Certificate verification, on by default; turning it off is explicit.
     """
 
     url: str = "http://127.0.0.1:9200"
@@ -143,6 +177,10 @@ class ElasticsearchConfig:
         _check_positive("elasticsearch.max_chunk_bytes", self.max_chunk_bytes)
         if self.max_retries < 0:
             raise ConfigError("elasticsearch.max_retries must be >= 0")
+        if self.ca_certs:
+            if any(not u.strip().lower().startswith("https://") for u in self.url.split(",") if u.strip()):
+                raise ConfigError("elasticsearch.ca_certs is set but elasticsearch.url is not https://")
+            _check_file("elasticsearch.ca_certs", self.ca_certs)
 
     def index(self, kind: str) -> str:
         """Name of the index for ``articles``, ``entities`` or ``quotes``."""

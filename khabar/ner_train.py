@@ -504,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ner.MODEL_DIR,
                     help="output directory (default: khabar/models)")
     ap.add_argument("--language", choices=("ar", "fa", "all"), default="all")
-    ap.add_argument("--max-iterations", type=int, default=150)
+    ap.add_argument("--max-iterations", type=int, default=300)
     ap.add_argument("--c1", type=float, default=DEFAULT_PARAMS["c1"])
     ap.add_argument("--c2", type=float, default=DEFAULT_PARAMS["c2"])
     ap.add_argument("--min-freq", type=float, default=DEFAULT_PARAMS["feature.minfreq"])

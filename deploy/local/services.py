@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -69,6 +70,22 @@ _JAVA_VERSION_RE = re.compile(r'version\s+"([^"]+)"')
 _HEAP_RE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _COORD_RE = re.compile(r"^([\w.\-]+):([\w.\-]+):(\w+):([\w.\-]+)$")
 
+# Secure mode: own default ports, the SCRAM mechanism, and the names of generated secret files.
+SECURE_PORTS = {"kafka_port": 39092, "kafka_controller_port": 39093, "es_port": 39200, "es_transport_port": 39300}
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+KAFKA_USER = "khabar"
+KAFKA_BROKER_USER = "broker"
+ES_USER = "elastic"
+ES_CLIENT_USER = "khabar"
+ES_CLIENT_ROLE = "khabar_writer"
+SECRET_FILES = {
+    "elastic": "elastic.password",
+    "es-khabar": "elasticsearch-khabar.password",
+    "kafka-khabar": "kafka-khabar.password",
+    "kafka-admin": "kafka-broker.password",
+    "api-key": "elasticsearch.api_key",
+}
+
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +116,7 @@ class ServicesConfig:
     kafka_version: str = "4.1.1"
     es_version: str = "8.19.7"
     java_home: str | None = None
+    secure: bool = False
 
     def __post_init__(self) -> None:
         # Absolute but not symlink-resolved: this exact string is what ownership checks look for in cmdlines.
@@ -124,8 +142,12 @@ class ServicesConfig:
 
         Variables: KHABAR_HOME, KHABAR_KAFKA_PORT, KHABAR_KAFKA_CONTROLLER_PORT, KHABAR_ES_PORT,
         KHABAR_ES_TRANSPORT_PORT, KHABAR_ES_HEAP, KHABAR_KAFKA_HEAP, KHABAR_KAFKA_VERSION,
-        KHABAR_ES_VERSION, KHABAR_JAVA_HOME. When only the Kafka port is given the controller port
-        defaults to port+1; when only the ES HTTP port is given the transport port defaults to port+100.
+        KHABAR_ES_VERSION, KHABAR_JAVA_HOME, KHABAR_SECURE. When only the Kafka port is given the controller
+        port defaults to port+1; when only the ES HTTP port is given the transport port defaults to port+100.
+
+        With ``secure`` (``KHABAR_SECURE=1``) the services get a home and ports of their own by default,
+        ``$KHABAR_SECURE_HOME`` or ``~/.cache/khabar-secure`` and 39092/39093/39200/39300, so a secured
+        pair never shares data or ports with the plain one; explicit homes and ports still win.
         """
         env = os.environ
         unknown = set(overrides) - set(cls.__dataclass_fields__)
@@ -142,30 +164,47 @@ class ServicesConfig:
             ("kafka_version", "KHABAR_KAFKA_VERSION", str),
             ("es_version", "KHABAR_ES_VERSION", str),
             ("java_home", "KHABAR_JAVA_HOME", str),
+            ("secure", "KHABAR_SECURE", _env_bool),
         ):
             raw = env.get(var, "").strip()
             if raw:
                 try:
                     values[name] = conv(raw)
                 except ValueError:
-                    raise ValueError(f"{var}={raw!r} is not a valid {conv.__name__}") from None
+                    kind = "boolean" if conv is _env_bool else conv.__name__
+                    raise ValueError(f"{var}={raw!r} is not a valid {kind}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
+        secure = bool(values.get("secure", False))
+        if secure and not values.get("home"):
+            values["home"] = env.get("KHABAR_SECURE_HOME") or default_secure_home()
         values["home"] = Path(values.get("home") or default_home(env))
         if "kafka_port" in values and "kafka_controller_port" not in values:
             values["kafka_controller_port"] = int(values["kafka_port"]) + 1
         if "es_port" in values and "es_transport_port" not in values:
             values["es_transport_port"] = int(values["es_port"]) + 100
+        if secure:
+            for name, port in SECURE_PORTS.items():
+                values.setdefault(name, port)
         return cls(**values)
 
     @property
     def bootstrap_servers(self) -> str:
-        """Kafka bootstrap address, e.g. ``127.0.0.1:9092``."""
+        """Kafka bootstrap address, e.g. ``127.0.0.1:9092`` (SASL_SSL in secure mode)."""
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
     def es_url(self) -> str:
-        """Elasticsearch HTTP URL, e.g. ``http://127.0.0.1:9200``."""
-        return f"http://127.0.0.1:{self.es_port}"
+        """Elasticsearch URL, e.g. ``http://127.0.0.1:9200`` (``https://`` in secure mode)."""
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.es_port}"
+
+    @property
+    def secure_dir(self) -> Path:
+        """CA, server certificates, generated passwords and the API key of secure mode (PEM, mode 0600)."""
+        return self.home / "secure"
+
+    def secret_file(self, name: str) -> Path:
+        """Path of a generated secret: ``elastic``, ``es-khabar``, ``kafka-khabar``, ``kafka-admin``, ``api-key``."""
+        return self.secure_dir / SECRET_FILES[name]
 
     # Paths ---------------------------------------------------------------------------------------
     @property
@@ -223,6 +262,20 @@ class ServicesConfig:
         # so another version from this home counts); for its first second the launcher is still the bash
         # script bin/elasticsearch.
         return (f"-Des.path.home={self.es_dir}", str(self.es_dist / "bin" / "elasticsearch"))
+
+
+def _env_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+def default_secure_home() -> Path:
+    """Default home of the secured pair: ``~/.cache/khabar-secure``."""
+    return Path.home() / ".cache" / "khabar-secure"
 
 
 def _normalise_services(services: Sequence[str] | str) -> list[str]:
@@ -722,11 +775,12 @@ def kafka_healthy(cfg: ServicesConfig, timeout: float = 5.0, create_topic: bool 
     except ImportError as exc:  # install_requires has it; say so rather than report "unhealthy"
         raise ServiceError("the Kafka health check needs kafka-python (pip install kafka-python)") from exc
     ms = int(timeout * 1000)
+    options = kafka_client_options(cfg)  # outside the try: a missing password file is an error, not "unready"
     with _quiet("kafka"):
         admin = None
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=cfg.bootstrap_servers,
+                **options,
                 client_id="khabar-services-health",
                 request_timeout_ms=ms,
             )
@@ -751,17 +805,462 @@ def es_healthy(cfg: ServicesConfig, timeout: float = 5.0) -> bool:
     if not port_open(cfg.es_port):
         return False
     wait = max(1, int(timeout) - 1)
-    url = f"{cfg.es_url}/_cluster/health?wait_for_status=yellow&timeout={wait}s"
+    path = f"/_cluster/health?wait_for_status=yellow&timeout={wait}s"
     try:
-        with _opener().open(url, timeout=timeout + 2) as resp:
-            body = json.loads(resp.read().decode("utf-8"))
+        body = es_request(cfg, "GET", path, timeout=timeout + 2)
     except (urllib.error.URLError, OSError, ValueError):
+        return False
+    if not isinstance(body, dict):
         return False
     return body.get("status") in ("yellow", "green") and not body.get("timed_out", False)
 
 
 def _healthy(cfg: ServicesConfig, service: str, timeout: float = 5.0) -> bool:
     return kafka_healthy(cfg, timeout) if service == "kafka" else es_healthy(cfg, timeout)
+
+
+# ------------------------------------------------------------------------------------------- security
+
+
+def _write_private(path: Path, data: bytes | str) -> None:
+    """Write a secret file created with mode 0600 (never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    tmp.replace(path)
+
+
+def read_secret(cfg: ServicesConfig, name: str) -> str:
+    """The value of a generated secret (see :meth:`ServicesConfig.secret_file`).
+
+    Raises:
+        ServiceError: the file is missing (secure mode was never set up for this home).
+    """
+    path = cfg.secret_file(name)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ServiceError(f"missing {path}: run `up` in secure mode for {cfg.home} first") from exc
+
+
+def ensure_passwords(cfg: ServicesConfig) -> dict[str, Path]:
+    """Random passwords for ``elastic`` and the Kafka SCRAM users, generated once into 0600 files."""
+    import secrets
+
+    out = {}
+    for name in ("elastic", "es-khabar", "kafka-khabar", "kafka-admin"):
+        path = cfg.secret_file(name)
+        if not path.exists():
+            # Hex only: the value goes through Kafka's --add-scram syntax and a JAAS string unescaped.
+            _write_private(path, secrets.token_hex(24) + "\n")
+        out[name] = path
+    return out
+
+
+def ensure_certificates(secure_dir: Path, days: int = 825) -> dict[str, Path]:
+    """A CA and one server certificate per service (SAN 127.0.0.1 and localhost), PEM, made once.
+
+    Files: ``ca.pem`` / ``ca-key.pem``, ``<service>.pem`` (leaf then CA) / ``<service>-key.pem``
+    (unencrypted PKCS#8, 0600) for ``elasticsearch`` and ``kafka``, and ``kafka-keystore.pem``
+    (key and chain in one file, the form Kafka's PEM keystore reads). Certificates that expire within
+    30 days are replaced, all of them, by a new CA.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    paths = {
+        "ca": secure_dir / "ca.pem",
+        "ca_key": secure_dir / "ca-key.pem",
+        "elasticsearch": secure_dir / "elasticsearch.pem",
+        "elasticsearch_key": secure_dir / "elasticsearch-key.pem",
+        "kafka": secure_dir / "kafka.pem",
+        "kafka_key": secure_dir / "kafka-key.pem",
+        "kafka_keystore": secure_dir / "kafka-keystore.pem",
+    }
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if all(p.exists() for p in paths.values()):
+        try:
+            certs = [x509.load_pem_x509_certificate(paths[k].read_bytes()) for k in ("ca", "elasticsearch", "kafka")]
+            if all(c.not_valid_after_utc > now + datetime.timedelta(days=30) for c in certs):
+                return paths
+        except ValueError:
+            pass
+    secure_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(secure_dir, 0o700)
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "khabar local"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("khabar local CA")
+    start = now - datetime.timedelta(hours=1)  # tolerate small clock differences
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    _write_private(paths["ca_key"], pem_key(ca_key))
+    for service in ("elasticsearch", "kafka"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"khabar {service}"))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(now + datetime.timedelta(days=days - 1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            # Both usages: the transport layer of ES and Kafka's inter-broker link present it as clients too.
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        chain = cert.public_bytes(serialization.Encoding.PEM) + ca_pem
+        _write_private(paths[f"{service}_key"], pem_key(key))
+        paths[service].write_bytes(chain)
+        if service == "kafka":
+            _write_private(paths["kafka_keystore"], pem_key(key) + chain)
+    paths["ca"].write_bytes(ca_pem)  # last: its presence with the others means "complete"
+    return paths
+
+
+def ensure_secure_material(cfg: ServicesConfig) -> dict[str, Path]:
+    """Certificates and passwords of secure mode under ``<home>/secure`` (created when missing)."""
+    return {**ensure_certificates(cfg.secure_dir), **ensure_passwords(cfg)}
+
+
+def secure_summary(cfg: ServicesConfig) -> dict[str, str]:
+    """Where the CA and the generated credentials are, never their values (what `up --secure` prints)."""
+    return {
+        "ca_certs": str(cfg.secure_dir / "ca.pem"),
+        "elasticsearch_username": ES_CLIENT_USER,
+        "elasticsearch_password_file": str(cfg.secret_file("es-khabar")),
+        "elasticsearch_superuser": ES_USER,
+        "elasticsearch_superuser_password_file": str(cfg.secret_file("elastic")),
+        "elasticsearch_api_key_file": str(cfg.secret_file("api-key")),
+        "kafka_sasl_mechanism": SCRAM_MECHANISM,
+        "kafka_sasl_username": KAFKA_USER,
+        "kafka_sasl_password_file": str(cfg.secret_file("kafka-khabar")),
+    }
+
+
+def client_environment(cfg: ServicesConfig, api_key: bool = False) -> dict[str, str]:
+    """``KHABAR_*`` variables that point khabar's clients at these services (secrets as ``*_FILE`` paths).
+
+    Args:
+        cfg: The services.
+        api_key: In secure mode, authenticate to Elasticsearch with the generated API key instead of
+            the ``elastic`` user's password.
+    """
+    env = {"KHABAR_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers, "KHABAR_ELASTICSEARCH_URL": cfg.es_url}
+    if not cfg.secure:
+        return env
+    ca = str(cfg.secure_dir / "ca.pem")
+    env.update(
+        KHABAR_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KHABAR_KAFKA_SASL_MECHANISM=SCRAM_MECHANISM,
+        KHABAR_KAFKA_SASL_USERNAME=KAFKA_USER,
+        KHABAR_KAFKA_SASL_PASSWORD_FILE=str(cfg.secret_file("kafka-khabar")),
+        KHABAR_KAFKA_SSL_CAFILE=ca,
+        KHABAR_ELASTICSEARCH_CA_CERTS=ca,
+    )
+    if api_key:
+        env["KHABAR_ELASTICSEARCH_API_KEY_FILE"] = str(cfg.secret_file("api-key"))
+    else:
+        env.update(KHABAR_ELASTICSEARCH_USERNAME=ES_CLIENT_USER,
+                   KHABAR_ELASTICSEARCH_PASSWORD_FILE=str(cfg.secret_file("es-khabar")))
+    return env
+
+
+def kafka_client_options(cfg: ServicesConfig) -> dict[str, Any]:
+    """kafka-python options for these services: plain, or SASL_SSL/SCRAM as user ``khabar`` with our CA."""
+    opts: dict[str, Any] = {"bootstrap_servers": cfg.bootstrap_servers}
+    if cfg.secure:
+        opts.update(
+            security_protocol="SASL_SSL",
+            sasl_mechanism=SCRAM_MECHANISM,
+            sasl_plain_username=KAFKA_USER,
+            sasl_plain_password=read_secret(cfg, "kafka-khabar"),
+            ssl_cafile=str(cfg.secure_dir / "ca.pem"),
+        )
+    return opts
+
+
+def es_request(
+    cfg: ServicesConfig,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 10.0,
+    auth: str | None = None,
+) -> Any:
+    """One JSON request to the local Elasticsearch; in secure mode over HTTPS with our CA, as ``elastic``.
+
+    Args:
+        auth: An ``Authorization`` header value instead of the ``elastic`` user's basic auth.
+
+    Raises:
+        urllib.error.URLError / OSError / ValueError: on transport, HTTP or decoding errors.
+    """
+    import ssl
+
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if cfg.secure:
+        context = ssl.create_default_context(cafile=str(cfg.secure_dir / "ca.pem"))
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+        if auth is None:
+            token = base64.b64encode(f"{ES_USER}:{read_secret(cfg, 'elastic')}".encode()).decode("ascii")
+            auth = f"Basic {token}"
+    if auth:
+        headers["Authorization"] = auth
+    req = urllib.request.Request(f"{cfg.es_url}{path}", data=data, headers=headers, method=method)
+    with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode("utf-8") or "null")
+
+
+def ensure_api_key(cfg: ServicesConfig, timeout: float = 30.0) -> Path | str:
+    """An Elasticsearch API key for khabar in ``<home>/secure/elasticsearch.api_key`` (0600), kept while valid.
+
+    The file holds the ``encoded`` form (base64 of ``id:key``), which ``elasticsearch.api_key`` takes.
+    API keys live in the ``.security`` system index, which the minimal integ-test distribution cannot
+    create (its mapping needs the analysis-common module); then no file is written and the reason is
+    returned instead of a path, while basic auth (file realm and ``elastic``) keeps working.
+    """
+    path = cfg.secret_file("api-key")
+    if path.exists():
+        try:
+            me = es_request(cfg, "GET", "/_security/_authenticate", timeout=timeout,
+                            auth=f"ApiKey {path.read_text(encoding='utf-8').strip()}")
+            if me.get("authentication_type") == "api_key":
+                return path
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                raise ServiceError(f"checking the API key in {path} failed: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ServiceError(f"checking the API key in {path} failed: {exc}") from None
+    try:
+        created = es_request(cfg, "POST", "/_security/api_key", {"name": "khabar"}, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read().decode("utf-8"))["error"]["reason"]
+        except (OSError, ValueError, KeyError, TypeError):
+            reason = f"HTTP {exc.code}"
+        log.warning("Elasticsearch API keys are unavailable: %s", reason)
+        return f"unavailable: {reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise _failure(cfg, "elasticsearch", f"creating an API key failed: {exc}") from None
+    encoded = created.get("encoded") or base64.b64encode(
+        f"{created['id']}:{created['api_key']}".encode()).decode("ascii")
+    _write_private(path, encoded + "\n")
+    return path
+
+
+def _check_mode(cfg: ServicesConfig, services: Sequence[str]) -> None:
+    """Refuse to start a plain service on data made by a secure one, and the other way round.
+
+    ``<home>/mode`` records the mode of the first start; homes from before it existed count as plain.
+    """
+    wanted = "secure" if cfg.secure else "plain"
+    marker = cfg.home / "mode"
+    try:
+        recorded = marker.read_text(encoding="utf-8").strip()
+    except OSError:
+        has_data = (cfg.kafka_dir / "data" / "meta.properties").exists() or any(
+            (cfg.es_dir / "data").glob("*"))
+        recorded = "plain" if has_data else ""
+    if recorded and recorded != wanted:
+        raise ServiceError(
+            f"{cfg.home} holds {recorded} services; cannot start them in {wanted} mode there. Use another "
+            f"home ({'KHABAR_SECURE_HOME / --home' if cfg.secure else 'KHABAR_HOME / --home'}) or delete "
+            f"{cfg.home} to start afresh"
+        )
+    for service in services:
+        state = _read_state(cfg, service)
+        if _our_pids(cfg, service) and bool(state.get("secure", False)) != cfg.secure:
+            raise ServiceError(f"{service} from {cfg.home} is running in {recorded or 'another'} mode; "
+                               f"run `down` first")
+    if not recorded:
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        marker.write_text(wanted + "\n", encoding="utf-8")
+
+
+def _override_properties(text: str, overrides: Mapping[str, str]) -> str:
+    """Java properties text with ``overrides`` replacing existing keys in place and new keys appended."""
+    lines, seen = [], set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and not line.lstrip().startswith("#") and key in overrides:
+            lines.append(f"{key}={overrides[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    extra = [f"{k}={v}" for k, v in overrides.items() if k not in seen]
+    if extra:
+        lines += ["# Secure mode (SASL_SSL with SCRAM-SHA-512 on the broker port), written by the launcher", *extra]
+    return "\n".join(lines) + "\n"
+
+
+def kafka_secure_properties(cfg: ServicesConfig, broker_password: str) -> dict[str, str]:
+    """server.properties keys of secure mode: one SASL_SSL listener, PEM key store and trust store."""
+    listener = "SASL_SSL"
+    lname = listener.lower()
+    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{KAFKA_BROKER_USER}" '
+            f'password="{broker_password}";')
+    return {
+        "listeners": f"{listener}://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.kafka_controller_port}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{cfg.kafka_port}",
+        "listener.security.protocol.map": f"{listener}:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": listener,
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        f"listener.name.{lname}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(cfg.secure_dir / "kafka-keystore.pem"),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(cfg.secure_dir / "ca.pem"),
+        "ssl.client.auth": "none",
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+
+
+ES_SECURE_SETTINGS = """\
+# Secure mode: users (the `elastic` password comes from the keystore's bootstrap.password), API keys,
+# and TLS on HTTP and transport with the certificates khabar generated under <home>/secure.
+xpack.security.enabled: true
+xpack.security.authc.api_key.enabled: true
+xpack.security.http.ssl.enabled: true
+xpack.security.http.ssl.key: certs/elasticsearch-key.pem
+xpack.security.http.ssl.certificate: certs/elasticsearch.pem
+xpack.security.http.ssl.certificate_authorities: [certs/ca.pem]
+xpack.security.transport.ssl.enabled: true
+xpack.security.transport.ssl.verification_mode: certificate
+xpack.security.transport.ssl.key: certs/elasticsearch-key.pem
+xpack.security.transport.ssl.certificate: certs/elasticsearch.pem
+xpack.security.transport.ssl.certificate_authorities: [certs/ca.pem]
+"""
+
+
+def _secure_es_yml(plain: str) -> str:
+    kept = [line for line in plain.splitlines()
+            if not line.startswith(("xpack.security.enabled:", "# Local only"))]
+    return "\n".join(kept) + "\n" + ES_SECURE_SETTINGS
+
+
+def _copy_es_certs(cfg: ServicesConfig) -> None:
+    # ES reads TLS files only from inside its config dir.
+    certs = cfg.es_conf / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    os.chmod(certs, 0o700)
+    for name in ("ca.pem", "elasticsearch.pem"):
+        shutil.copyfile(cfg.secure_dir / name, certs / name)
+    _write_private(certs / "elasticsearch-key.pem", (cfg.secure_dir / "elasticsearch-key.pem").read_bytes())
+
+
+ES_CLIENT_ROLE_YML = f"""
+# Written by khabar (secure mode): what the pipeline's `{ES_CLIENT_USER}` user may do.
+{ES_CLIENT_ROLE}:
+  cluster: [monitor, manage_index_templates]
+  indices:
+    - names: ["*"]
+      privileges: [all]
+"""
+
+
+def _es_cli_env(env: Mapping[str, str]) -> dict[str, str]:
+    run_env = dict(env)
+    # The CLI tools need no server heap; keep the root work-arounds (JNA flags), drop -Xms/-Xmx.
+    opts = [o for o in run_env.get("ES_JAVA_OPTS", "").split() if not o.startswith(("-Xms", "-Xmx"))]
+    run_env["ES_JAVA_OPTS"] = " ".join(["-Xms32m", "-Xmx256m", *opts])
+    return run_env
+
+
+def _run_es_tool(cfg: ServicesConfig, env: Mapping[str, str], tool: str, args: list[str], stdin: str | None,
+                 secret: str) -> None:
+    cmd = [str(cfg.es_dist / "bin" / tool), *args]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, cwd=cfg.es_logs,
+                          timeout=120, check=False)
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).replace(secret, "***")
+        raise ServiceError(f"`{tool} {args[0]}` failed (exit {proc.returncode}):\n{output}")
+
+
+def _es_file_realm_user(cfg: ServicesConfig, env: Mapping[str, str]) -> None:
+    """The pipeline's own user ``khabar`` (file realm, role ``khabar_writer``), set once per password.
+
+    File-realm users need no ``.security`` index, so they work on the minimal distribution too.
+    """
+    password = read_secret(cfg, "es-khabar")
+    roles = cfg.es_conf / "roles.yml"
+    text = roles.read_text(encoding="utf-8") if roles.exists() else ""
+    if f"\n{ES_CLIENT_ROLE}:" not in "\n" + text:
+        roles.write_text(text.rstrip("\n") + "\n" + ES_CLIENT_ROLE_YML, encoding="utf-8")
+    stamp = cfg.es_conf / ".khabar-user"
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    users = cfg.es_conf / "users"
+    present = users.exists() and any(
+        line.startswith(f"{ES_CLIENT_USER}:") for line in users.read_text(encoding="utf-8").splitlines())
+    with contextlib.suppress(OSError):
+        if present and stamp.read_text(encoding="utf-8").strip() == digest:
+            return
+    run_env = _es_cli_env(env)
+    if present:
+        _run_es_tool(cfg, run_env, "elasticsearch-users", ["userdel", ES_CLIENT_USER], None, password)
+    # The password goes through stdin (the tool's prompt), never the command line.
+    _run_es_tool(cfg, run_env, "elasticsearch-users", ["useradd", ES_CLIENT_USER, "-r", ES_CLIENT_ROLE],
+                 f"{password}\n{password}\n", password)
+    stamp.write_text(digest + "\n", encoding="utf-8")
+
+
+def _es_keystore_bootstrap(cfg: ServicesConfig, env: Mapping[str, str]) -> None:
+    """Put the generated ``elastic`` password into the keystore as ``bootstrap.password`` (once per value)."""
+    password = read_secret(cfg, "elastic")
+    stamp = cfg.es_conf / ".khabar-bootstrap"
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    keystore = cfg.es_conf / "elasticsearch.keystore"
+    with contextlib.suppress(OSError):
+        if keystore.exists() and stamp.read_text(encoding="utf-8").strip() == digest:
+            return
+    run_env = _es_cli_env(env)
+    if not keystore.exists():
+        _run_es_tool(cfg, run_env, "elasticsearch-keystore", ["create"], None, password)
+    _run_es_tool(cfg, run_env, "elasticsearch-keystore", ["add", "-x", "-f", "bootstrap.password"], password,
+                 password)
+    stamp.write_text(digest + "\n", encoding="utf-8")
 
 
 # -------------------------------------------------------------------------------------------- start
@@ -780,15 +1279,18 @@ def write_kafka_config(cfg: ServicesConfig) -> Path:
     conf = cfg.kafka_properties.parent
     conf.mkdir(parents=True, exist_ok=True)
     (cfg.kafka_dir / "data").mkdir(parents=True, exist_ok=True)
-    cfg.kafka_properties.write_text(
-        render_template(
-            "kafka-server.properties",
-            kafka_port=cfg.kafka_port,
-            kafka_controller_port=cfg.kafka_controller_port,
-            log_dirs=str(cfg.kafka_dir / "data"),
-        ),
-        encoding="utf-8",
+    text = render_template(
+        "kafka-server.properties",
+        kafka_port=cfg.kafka_port,
+        kafka_controller_port=cfg.kafka_controller_port,
+        log_dirs=str(cfg.kafka_dir / "data"),
     )
+    if cfg.secure:
+        # It carries the broker's own SCRAM password (JAAS), so it is private to the user.
+        text = _override_properties(text, kafka_secure_properties(cfg, read_secret(cfg, "kafka-admin")))
+        _write_private(cfg.kafka_properties, text)
+    else:
+        cfg.kafka_properties.write_text(text, encoding="utf-8")
     shutil.copyfile(_HERE / "kafka-log4j2.properties", conf / "log4j2.properties")
     return cfg.kafka_properties
 
@@ -825,12 +1327,22 @@ def _start_kafka(cfg: ServicesConfig, java: JavaInfo) -> subprocess.Popen[bytes]
     if not (data / "meta.properties").exists():
         cid = kafka_cluster_id()
         cmd = kafka_command(cfg, java, ["kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)])
+        secrets_shown: list[str] = []
+        if cfg.secure:
+            # SCRAM credentials exist from the first start: KRaft stores them in the metadata log.
+            for user, secret in ((KAFKA_USER, "kafka-khabar"), (KAFKA_BROKER_USER, "kafka-admin")):
+                password = read_secret(cfg, secret)
+                secrets_shown.append(password)
+                cmd += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
         # The formatter needs little heap; keep the broker's -Xms from reserving it twice over.
         cmd = [a for a in cmd if not a.startswith(("-Xms", "-Xmx"))]
         cmd.insert(1, "-Xmx256m")
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cfg.kafka_dir, check=False)
+        output = proc.stdout + proc.stderr
+        for secret in secrets_shown:
+            output = output.replace(secret, "***")
         with cfg.kafka_log.open("a", encoding="utf-8") as handle:
-            handle.write(f"[khabar] formatting KRaft storage, cluster id {cid}\n{proc.stdout}{proc.stderr}")
+            handle.write(f"[khabar] formatting KRaft storage, cluster id {cid}\n{output}")
         if proc.returncode != 0:
             raise _failure(cfg, "kafka", f"formatting Kafka storage failed (exit {proc.returncode})")
         (cfg.kafka_dir / "cluster.id").write_text(cid + "\n", encoding="utf-8")
@@ -877,17 +1389,18 @@ def write_es_config(cfg: ServicesConfig, java: JavaInfo | None = None) -> Path:
         lines = options.read_text(encoding="utf-8").splitlines(keepends=True)
         options.write_text("".join(x for x in lines if "jdk.incubator.vector" not in x), encoding="utf-8")
     yml = cfg.es_conf / "elasticsearch.yml"
-    yml.write_text(
-        render_template(
-            "elasticsearch.yml",
-            # JSON strings are valid YAML scalars, whatever characters the path holds.
-            path_data=json.dumps(str(cfg.es_dir / "data")),
-            path_logs=json.dumps(str(cfg.es_logs)),
-            es_port=cfg.es_port,
-            es_transport_port=cfg.es_transport_port,
-        ),
-        encoding="utf-8",
+    text = render_template(
+        "elasticsearch.yml",
+        # JSON strings are valid YAML scalars, whatever characters the path holds.
+        path_data=json.dumps(str(cfg.es_dir / "data")),
+        path_logs=json.dumps(str(cfg.es_logs)),
+        es_port=cfg.es_port,
+        es_transport_port=cfg.es_transport_port,
     )
+    if cfg.secure:
+        _copy_es_certs(cfg)
+        text = _secure_es_yml(text)
+    yml.write_text(text, encoding="utf-8")
     return yml
 
 
@@ -949,6 +1462,9 @@ def java_for_es_as_root(java: JavaInfo, search: Sequence[Path] = _JVM_DIRS) -> J
 def _start_es(cfg: ServicesConfig, java: JavaInfo) -> subprocess.Popen[bytes]:
     write_es_config(cfg, java)
     env = es_environment(cfg, java)
+    if cfg.secure:
+        _es_keystore_bootstrap(cfg, env)
+        _es_file_realm_user(cfg, env)
     cfg.es_pidfile.parent.mkdir(parents=True, exist_ok=True)
     cfg.es_pidfile.unlink(missing_ok=True)
     launcher_log = cfg.es_logs / "launcher.log"
@@ -1055,6 +1571,11 @@ def up(
     Running healthy services from this home are reused. Services started by this call are stopped
     again if any service fails to become healthy within ``timeout`` seconds.
 
+    With ``cfg.secure`` Elasticsearch runs with security on (users, API keys, TLS on HTTP and transport)
+    and Kafka with a SASL_SSL (SCRAM-SHA-512) broker listener; the CA, server certificates, random
+    passwords (``elastic``; Kafka users ``khabar`` and ``broker``) and an API key for khabar are created
+    under ``<home>/secure`` (secrets mode 0600). See :func:`client_environment` for the client side.
+
     Returns:
         Per service: pid, url, ports, log, started (False when reused), seconds.
 
@@ -1069,6 +1590,9 @@ def up(
     fetch(cfg, names)
     java = find_java(cfg.java_home)
     with _lock(cfg):
+        _check_mode(cfg, names)
+        if cfg.secure:
+            ensure_secure_material(cfg)
         procs: dict[str, subprocess.Popen[bytes] | None] = {}
         started: list[str] = []
         try:
@@ -1098,9 +1622,15 @@ def up(
                     "version": cfg.kafka_version if service == "kafka" else cfg.es_version,
                     "java": str(run_java.java),
                     "started_at": time.time(),
+                    "secure": cfg.secure,
                 }
                 _write_state(cfg, service, state)
-            return _wait_healthy(cfg, names, procs, started, t0 + timeout, t0)
+            result = _wait_healthy(cfg, names, procs, started, t0 + timeout, t0)
+            if cfg.secure and "elasticsearch" in names:
+                key = ensure_api_key(cfg)
+                result["elasticsearch"]["api_key"] = str(key)
+                result["elasticsearch"]["seconds"] = round(time.monotonic() - t0, 1)
+            return result
         except BaseException:
             for service in started:
                 with contextlib.suppress(Exception):
@@ -1169,6 +1699,10 @@ def _wait_healthy(
 def _format_status(info: Mapping[str, Mapping[str, Any]]) -> str:
     rows = []
     for service, s in info.items():
+        if service == "secure":  # paths only: the values stay in their 0600 files
+            rows.append("secure mode: CA and credentials (files, mode 0600):")
+            rows += [f"  {key:<28} {value}" for key, value in s.items()]
+            continue
         state = "healthy" if s.get("healthy") else ("running" if s.get("running") else "stopped")
         if "started" in s:
             state = "started" if s["started"] else "reused"
@@ -1193,6 +1727,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--es-port", type=int)
     parser.add_argument("--es-transport-port", type=int)
     parser.add_argument("--java-home")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="TLS + users/API keys on Elasticsearch, SASL_SSL/SCRAM-SHA-512 on Kafka (also KHABAR_SECURE=1); "
+        "own home ($KHABAR_SECURE_HOME or ~/.cache/khabar-secure) and ports 39092/39200 unless given",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (
@@ -1207,6 +1748,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if name == "up":
             p.add_argument("--timeout", type=float, default=180.0)
+    p = sub.add_parser("env", help="print `export KHABAR_...` lines for khabar's clients (secrets as file paths)")
+    p.add_argument("--api-key", action="store_true", help="authenticate to Elasticsearch with the API key")
     p = sub.add_parser("logs", help="tail a service log")
     p.add_argument("service", choices=[*SERVICES, "es"])
     p.add_argument("-n", "--lines", type=int, default=50)
@@ -1220,8 +1763,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             es_port=args.es_port,
             es_transport_port=args.es_transport_port,
             java_home=args.java_home,
+            secure=args.secure,
         )
         services = getattr(args, "services", None) or list(SERVICES)
+        if args.command == "env":
+            env = client_environment(cfg, api_key=args.api_key)
+            print(json.dumps(env, indent=2) if args.json else
+                  "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items()))
+            return 0
         if args.command == "logs":
             print(logs(cfg, args.service, args.lines))
             return 0
@@ -1238,9 +1787,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ServiceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if cfg.secure and args.command in ("up", "status"):
+        info = {**info, "secure": secure_summary(cfg)}
     print(json.dumps(info, indent=2) if args.json else _format_status(info))
     if args.command == "status":
-        return 0 if all(s["healthy"] for s in info.values()) else 1
+        return 0 if all(s["healthy"] for k, s in info.items() if k in SERVICES) else 1
     return 0
 
 

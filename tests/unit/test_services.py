@@ -32,6 +32,8 @@ ENV_VARS = [
     "KHABAR_ES_VERSION",
     "KHABAR_JAVA_HOME",
     "KHABAR_MAVEN_REPO",
+    "KHABAR_SECURE",
+    "KHABAR_SECURE_HOME",
 ]
 
 
@@ -509,3 +511,153 @@ def test_es_launcher_script_and_server_jvm_count_as_ours(tmp_path: Path) -> None
         finally:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------------------------------------------- secure mode
+
+
+def test_secure_mode_gets_its_own_home_and_ports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KHABAR_HOME", str(tmp_path / "plain"))
+    cfg = ServicesConfig.from_env(secure=True)
+    assert cfg.home == tmp_path / ".cache" / "khabar-secure"
+    ports = (cfg.kafka_port, cfg.kafka_controller_port, cfg.es_port, cfg.es_transport_port)
+    assert ports == (39092, 39093, 39200, 39300)
+    assert cfg.es_url == "https://127.0.0.1:39200" and cfg.bootstrap_servers == "127.0.0.1:39092"
+    monkeypatch.setenv("KHABAR_SECURE", "1")
+    monkeypatch.setenv("KHABAR_SECURE_HOME", str(tmp_path / "sec"))
+    monkeypatch.setenv("KHABAR_ES_PORT", "49200")
+    cfg = ServicesConfig.from_env()
+    assert cfg.secure and cfg.home == tmp_path / "sec" and cfg.es_port == 49200 and cfg.es_transport_port == 49300
+    assert ServicesConfig.from_env(home=tmp_path / "x").home == tmp_path / "x"
+    monkeypatch.setenv("KHABAR_SECURE", "maybe")
+    with pytest.raises(ValueError, match="KHABAR_SECURE"):
+        ServicesConfig.from_env()
+    monkeypatch.setenv("KHABAR_SECURE", "0")
+    assert not ServicesConfig.from_env().secure
+    assert ServicesConfig(home=tmp_path).es_url.startswith("http://")
+
+
+def test_certificates_have_loopback_sans_and_verify(tmp_path: Path) -> None:
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    paths = svc.ensure_certificates(tmp_path / "secure")
+    ca = x509.load_pem_x509_certificate(paths["ca"].read_bytes())
+    for service in ("elasticsearch", "kafka"):
+        leaf = x509.load_pem_x509_certificate(paths[service].read_bytes())
+        assert leaf.issuer == ca.subject
+        ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm))
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+        assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        # The key and chain load as a server identity, the CA as trust.
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(paths[service], paths[f"{service}_key"])
+    for key in ("ca_key", "elasticsearch_key", "kafka_key", "kafka_keystore"):
+        assert paths[key].stat().st_mode & 0o777 == 0o600, key
+    keystore = paths["kafka_keystore"].read_text()
+    assert "PRIVATE KEY" in keystore and keystore.count("BEGIN CERTIFICATE") == 2
+    before = paths["ca"].read_bytes()
+    svc.ensure_certificates(tmp_path / "secure")
+    assert paths["ca"].read_bytes() == before  # kept while valid
+
+
+def test_passwords_are_random_private_and_kept(tmp_path: Path) -> None:
+    cfg = ServicesConfig(home=tmp_path, secure=True)
+    first = svc.ensure_passwords(cfg)
+    values = {name: svc.read_secret(cfg, name) for name in first}
+    assert len(set(values.values())) == len(values) and all(len(v) >= 32 for v in values.values())
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in first.values())
+    svc.ensure_passwords(cfg)
+    assert values == {name: svc.read_secret(cfg, name) for name in first}
+    with pytest.raises(ServiceError, match="secure mode"):
+        svc.read_secret(ServicesConfig(home=tmp_path / "none", secure=True), "elastic")
+
+
+def test_secure_kafka_properties(tmp_path: Path) -> None:
+    cfg = ServicesConfig(home=tmp_path, secure=True, kafka_port=39092, kafka_controller_port=39093,
+                         es_port=39200, es_transport_port=39300)
+    svc.ensure_passwords(cfg)
+    props = read_properties(svc.write_kafka_config(cfg))
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:39092,CONTROLLER://127.0.0.1:39093"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:39092"
+    assert props["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.keystore.type"] == "PEM" and props["ssl.truststore.type"] == "PEM"
+    assert props["ssl.truststore.location"] == str(cfg.secure_dir / "ca.pem")
+    assert svc.read_secret(cfg, "kafka-admin") in props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert cfg.kafka_properties.stat().st_mode & 0o077 == 0
+    assert list(props).count("listeners") == 1
+    plain = read_properties(svc.write_kafka_config(ServicesConfig(home=tmp_path / "p")))
+    assert plain["listeners"].startswith("PLAINTEXT://") and "sasl.enabled.mechanisms" not in plain
+
+
+def test_secure_elasticsearch_yml(tmp_path: Path) -> None:
+    cfg = ServicesConfig(home=tmp_path, secure=True)
+    fake_es_dist(cfg)
+    svc.ensure_secure_material(cfg)
+    settings = yaml.safe_load(svc.write_es_config(cfg).read_text())
+    assert settings["xpack.security.enabled"] is True
+    assert settings["xpack.security.http.ssl.enabled"] is True
+    assert settings["xpack.security.transport.ssl.enabled"] is True
+    for prefix in ("xpack.security.http.ssl", "xpack.security.transport.ssl"):
+        for key in ("key", "certificate"):
+            assert (cfg.es_conf / settings[f"{prefix}.{key}"]).is_file()
+        assert (cfg.es_conf / settings[f"{prefix}.certificate_authorities"][0]).is_file()
+    assert (cfg.es_conf / "certs" / "elasticsearch-key.pem").stat().st_mode & 0o077 == 0
+    assert settings["http.port"] == cfg.es_port
+
+
+def test_client_environment_names_files_not_values(tmp_path: Path) -> None:
+    from khabar.config import load_config
+
+    cfg = ServicesConfig(home=tmp_path, secure=True)
+    svc.ensure_secure_material(cfg)
+    env = svc.client_environment(cfg)
+    for secret in ("elastic", "es-khabar", "kafka-khabar", "kafka-admin"):
+        assert svc.read_secret(cfg, secret) not in json.dumps(env)
+    loaded = load_config(environ=env)
+    assert loaded.kafka.security_protocol == "SASL_SSL" and loaded.kafka.sasl_mechanism == "SCRAM-SHA-512"
+    assert loaded.kafka.sasl_password == svc.read_secret(cfg, "kafka-khabar")
+    assert loaded.elasticsearch.username == "khabar"
+    assert loaded.elasticsearch.password == svc.read_secret(cfg, "es-khabar")
+    assert loaded.elasticsearch.ca_certs == str(cfg.secure_dir / "ca.pem")
+    keyed = svc.client_environment(cfg, api_key=True)
+    assert "KHABAR_ELASTICSEARCH_PASSWORD_FILE" not in keyed
+    assert keyed["KHABAR_ELASTICSEARCH_API_KEY_FILE"] == str(cfg.secret_file("api-key"))
+    assert svc.client_environment(ServicesConfig(home=tmp_path)) == {
+        "KHABAR_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "KHABAR_ELASTICSEARCH_URL": "http://127.0.0.1:9200"}
+
+
+def test_plain_and_secure_never_share_a_home(tmp_path: Path) -> None:
+    plain = ServicesConfig(home=tmp_path)
+    (plain.kafka_dir / "data").mkdir(parents=True)
+    (plain.kafka_dir / "data" / "meta.properties").write_text("x")
+    with pytest.raises(ServiceError, match="holds plain services"):
+        svc._check_mode(ServicesConfig(home=tmp_path, secure=True), ["kafka"])
+    svc._check_mode(plain, ["kafka"])
+    fresh = ServicesConfig(home=tmp_path / "fresh", secure=True)
+    svc._check_mode(fresh, ["kafka", "elasticsearch"])
+    assert (fresh.home / "mode").read_text().strip() == "secure"
+    with pytest.raises(ServiceError, match="holds secure services"):
+        svc._check_mode(ServicesConfig(home=tmp_path / "fresh"), ["kafka"])
+
+
+def test_main_env_prints_exports_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "sec"
+    cfg = ServicesConfig.from_env(home=home, secure=True)
+    svc.ensure_secure_material(cfg)
+    assert svc.main(["--home", str(home), "--secure", "env"]) == 0
+    out = capsys.readouterr().out
+    assert "export KHABAR_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in out
+    assert f"export KHABAR_ELASTICSEARCH_URL=https://127.0.0.1:{cfg.es_port}" in out
+    assert "KHABAR_KAFKA_SASL_PASSWORD_FILE=" in out
+    for secret in ("elastic", "es-khabar", "kafka-khabar"):
+        assert svc.read_secret(cfg, secret) not in out
+    assert svc.main(["--home", str(home), "--secure", "status"]) == 1
+    out = capsys.readouterr().out
+    assert "kafka_sasl_password_file" in out and svc.read_secret(cfg, "kafka-khabar") not in out
