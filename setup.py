@@ -47,6 +47,7 @@ setup(
         "crc32c==2.9.post0",
         "elasticsearch==8.19.3",
         "jsonschema==4.26.0",
+        "cryptography==50.0.2",  # certificates for the local launcher's --secure mode
         "pyarabic==0.6.15",
         "feedparser==6.0.14",
         "jdatetime==6.1.1",

@@ -1,8 +1,9 @@
 """The peer a user would write instead of the Beam pipeline: one kafka-python loop.
 
-poll -> parse/validate -> enrich -> ``streaming_bulk`` (same chunk size) -> commit, with the same
-parsing, enrichment and index documents as the pipeline, so the benchmark compares the runtime
-around them, not different work. Dead letters are counted, not produced.
+poll -> parse/validate -> enrich -> story linking (one candidate search in Elasticsearch per
+article, as a user would write it) -> ``streaming_bulk`` (same chunk size) -> commit, with the same
+parsing, enrichment, linking and index documents as the pipeline, so the benchmark compares the
+runtime around them, not different work. Dead letters are counted, not produced.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import time
 from elasticsearch.helpers import streaming_bulk
 from kafka import KafkaConsumer
 
+from khabar import stories
 from khabar.config import load_config
 from khabar.connectors.elasticsearch import ensure_index_templates, open_client, to_es_action
 from khabar.enrich import enrich
 from khabar.pipelines.documents import Rejected, article_to_requests, origin_of, parse_message
+from khabar.pipelines.stories import EsCandidateLookup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     consumer = KafkaConsumer(cfg.kafka.topic, **cfg.kafka.client_options(), group_id=cfg.kafka.group_id,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=cfg.kafka.max_records_per_poll)
+    lookup = EsCandidateLookup(cfg.elasticsearch)
+    lookup.open()
     seen = dead = 0
     started = time.perf_counter()
     while seen < args.expect:
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                 except Rejected:
                     dead += 1
                     continue
+                sig = stories.signature(article)
+                found = [c for c in lookup.search(sig) if c.get("id") != sig["id"]]
+                article = {**article, **stories.link(sig, found), "story_signature": sig}
                 origin = origin_of(record)
                 actions.extend(to_es_action(r)
                                for r in article_to_requests(article, cfg.elasticsearch.index_prefix, origin=origin))
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             consumer.commit()
     elapsed = time.perf_counter() - started
     consumer.close()
+    lookup.close()
     client.close()
     print(f"peer: {seen} records in {elapsed:.1f}s, {dead} failed")
     return 0

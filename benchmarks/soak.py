@@ -139,7 +139,9 @@ def run_soak(cfg: Any, *, rate: float, seconds: float, catch_up_timeout: float =
             time.sleep(2)
         caught_up = time.monotonic() - produced_at
         letters = ops.read_dead_letters(cfg)
-        found = client.search(index=index, size=0, aggs={"ids": {"cardinality": {"field": "id", "precision_threshold": 40000}}})
+        # Exact up to 40,000 distinct ids (the cardinality aggregation's largest precision threshold).
+        distinct = {"cardinality": {"field": "id", "precision_threshold": 40000}}
+        found = client.search(index=index, size=0, aggs={"ids": distinct})
         client.close()
     finally:
         stop.set()

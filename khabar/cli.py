@@ -43,16 +43,16 @@ def _print_json(data: Any) -> None:
 
 # --- services ---------------------------------------------------------------------------------
 
-def _services_config() -> Any:
+def _services_config(secure: bool = False) -> Any:
     from khabar.deploy.local import services
 
-    return services.ServicesConfig.from_env()
+    return services.ServicesConfig.from_env(secure=secure or None)
 
 
 def cmd_services(args: argparse.Namespace) -> int:
     from khabar.deploy.local import services
 
-    scfg = _services_config()
+    scfg = _services_config(getattr(args, "secure", False))
     names = tuple(args.service) if getattr(args, "service", None) else ("kafka", "elasticsearch")
     unknown = set(names) - {"kafka", "elasticsearch"}
     if unknown:
@@ -61,6 +61,9 @@ def cmd_services(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             _print_json(services.up(scfg, names, timeout=args.timeout))
+            if scfg.secure:
+                print("secure mode: credentials and CA are in files (never printed); for clients run\n"
+                      "  eval \"$(python -m khabar.deploy.local.services --secure env)\"", file=sys.stderr)
         elif args.action == "down":
             _print_json(services.down(scfg, names))
         elif args.action == "status":
@@ -315,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", nargs="*", help="kafka and/or elasticsearch (default: both)")
     p.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for health (up)")
     p.add_argument("--lines", type=int, default=50, help="log lines to show (logs)")
+    p.add_argument("--secure", action="store_true",
+                   help="TLS + auth: Elasticsearch security and Kafka SASL_SSL (SCRAM), own home and ports")
     p.set_defaults(func=cmd_services)
 
     p = sub.add_parser("setup-indices", help="apply index templates and create indices and topics (idempotent)")

@@ -256,7 +256,7 @@ def test_elasticsearch_answering_429(fault_services: Any, sample_paths: list[Pat
     with ThrottlingProxy(fault_services.es_url, whole=0.25, items=0.35) as proxy:
         cfg = _config(fault_services, es_url=proxy.url)
         ensure_topics(cfg.kafka)
-        messages = _messages(sample_paths, 300, "tooMany")
+        messages = _messages(sample_paths, 200, "tooMany")
         _produce(cfg, messages[:100])
         pipeline = _Pipeline(cfg, tmp_path / "run.log")
         try:
@@ -286,8 +286,8 @@ def test_kafka_broker_restarted_mid_stream(fault_services: Any, sample_paths: li
 
     cfg = _config(fault_services)
     ensure_topics(cfg.kafka)
-    messages = _messages(sample_paths, 300, "kafka")
-    _produce(cfg, messages[:150])
+    messages = _messages(sample_paths, 200, "kafka")
+    _produce(cfg, messages[:100])
     pipeline = _Pipeline(cfg, tmp_path / "run.log", supervised=True)
     try:
         before = _wait_count(cfg, 40, pipeline, timeout=180)
@@ -296,7 +296,7 @@ def test_kafka_broker_restarted_mid_stream(fault_services: Any, sample_paths: li
         time.sleep(5)
         launcher.up(fault_services, ("kafka",), timeout=300)
         back = time.monotonic()
-        _produce(cfg, messages[150:])
+        _produce(cfg, messages[100:])
         final = _wait_count(cfg, len(messages), pipeline, timeout=300)
         recovery = time.monotonic() - back
         assert final == len(messages), f"{final} of {len(messages)}:\n{pipeline.tail()}"
