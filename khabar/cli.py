@@ -212,7 +212,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
-        return run_enrich(args.paths, out, pretty=args.pretty)
+        return run_enrich(args.paths, out, pretty=args.pretty, link_stories=not args.no_stories)
     finally:
         if args.output:
             out.close()
@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help=".jsonl / .txt files, folders, or - for stdin")
     p.add_argument("--pretty", action="store_true", help="indented JSON for humans")
     p.add_argument("-o", "--output", help="write here instead of stdout")
+    p.add_argument("--no-stories", action="store_true",
+                   help="write each article as soon as it is enriched (constant memory), without linking "
+                        "stories, copies and reuse within the set")
     p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("feeds", help="poll RSS/Atom feeds and send new items to Kafka (khabar feeds --help)",

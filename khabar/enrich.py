@@ -221,11 +221,14 @@ def _iter_inputs(paths: Sequence[str]) -> Iterator[tuple[str, int, str | dict]]:
                 yield str(f), 0, _txt_message(f)
 
 
-def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: TextIO = sys.stderr) -> int:
+def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: TextIO = sys.stderr,
+               link_stories: bool = True) -> int:
     """Enrich files/folders/stdin and write one JSON article per line to ``out``.
 
-    The articles are written once all inputs are read, with ``story_id``, ``duplicate_of`` and
-    ``reuses`` decided within the set (:func:`khabar.stories.link_all`); errors go out as they occur.
+    With ``link_stories`` the articles are written once all inputs are read, with ``story_id``,
+    ``duplicate_of`` and ``reuses`` decided within the set (:func:`khabar.stories.link_all`);
+    without it each article is written as soon as it is enriched, in constant memory. Errors go
+    out as they occur.
 
     Args:
         paths: JSON lines files (optionally .gz), .txt files, folders of them, or ``"-"`` for stdin.
@@ -260,7 +263,10 @@ def run_enrich(paths: Sequence[str], out: TextIO, *, pretty: bool = False, err: 
             err.write(json.dumps({"error": type(exc).__name__, "reason": str(exc)[:500],
                                   "file": fname, "line": lineno, "where": where}, ensure_ascii=False) + "\n")
             continue
-        records.append(rec)
+        if link_stories:
+            records.append(rec)
+        else:
+            out.write(json.dumps(rec, ensure_ascii=False, indent=2 if pretty else None) + "\n")
     for rec in link_records(records):
         out.write(json.dumps(rec, ensure_ascii=False, indent=2 if pretty else None) + "\n")
     return 1 if failed else 0

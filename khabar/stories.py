@@ -54,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -119,23 +120,57 @@ DEFAULT = Params()
 
 
 @lru_cache(maxsize=4)
-def _permutations(num_perm: int) -> Any:
-    return MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME).permutations
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = MinHash(num_perm=num_perm, seed=1, scheme=_SCHEME).permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
+# datasketch's affine32 scheme, vectorised: sha1 -> first 4 bytes little-endian -> MurmurHash3
+# finalizer -> a * h + b mod 2^32, minimum per permutation. Building a MinHash object per paragraph
+# cost more than the hashing; tests/unit/test_stories.py checks the values equal datasketch's.
+_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+
+
+def _hash32(shingles: Iterable[str]) -> np.ndarray:
+    sha1 = hashlib.sha1
+    raw = b"".join(sha1(s.encode("utf-8")).digest()[:4] for s in shingles)
+    hv = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+    s1, m1, s2, m2, s3 = _FMIX
+    with np.errstate(over="ignore"):
+        hv = hv ^ (hv >> s1)
+        hv = hv * m1
+        hv = hv ^ (hv >> s2)
+        hv = hv * m2
+        return hv ^ (hv >> s3)
+
+
+def _minhash_many(groups: Sequence[Iterable[str]], num_perm: int) -> list[list[int] | None]:
+    """MinHash values of each group of shingles (None for an empty group), in one numpy pass."""
+    sets = [set(g) for g in groups]
+    out: list[list[int] | None] = [None] * len(sets)
+    nonempty = [k for k, g in enumerate(sets) if g]
+    if not nonempty:
+        return out
+    hv = _hash32([x for k in nonempty for x in sets[k]])
+    a, b = _permutations(num_perm)
+    with np.errstate(over="ignore"):
+        phv = hv[:, None] * a[None, :] + b[None, :]
+    starts = np.cumsum([0] + [len(sets[k]) for k in nonempty[:-1]])
+    mins = np.minimum.reduceat(phv, starts, axis=0).tolist()
+    for k, row in zip(nonempty, mins, strict=True):
+        out[k] = row
+    return out
 
 
 def _minhash(shingles: Iterable[str], num_perm: int) -> list[int] | None:
-    items = [s.encode("utf-8") for s in set(shingles)]
-    if not items:
-        return None
-    m = MinHash(num_perm=num_perm, seed=1, permutations=_permutations(num_perm), scheme=_SCHEME)
-    m.update_batch(items)
-    return [int(v) for v in m.hashvalues]
+    return _minhash_many([shingles], num_perm)[0]
 
 
 def _jaccard(a: Sequence[int] | None, b: Sequence[int] | None) -> float:
     if not a or not b or len(a) != len(b):
         return 0.0
-    return float(np.mean(np.asarray(a, dtype=np.uint64) == np.asarray(b, dtype=np.uint64)))
+    # Equal to np.mean of the 0/1 matches: an exact count divided by the length.
+    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
 
 
 def _shingles(tokens: Sequence[str], n: int) -> list[str]:
@@ -206,6 +241,51 @@ def _claim_support(article: Mapping[str, Any]) -> dict[str, int]:
     return support
 
 
+def _paragraph_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Match-form word tokens of each paragraph, normalising the paragraphs in one call.
+
+    Paragraphs are joined with a blank line (a word never spans it) and each token goes to the
+    paragraph its first source character is in; this equals ``_tokens`` of each paragraph.
+    """
+    joined = "\n\n".join(texts)
+    starts = []
+    pos = 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + 2
+    norm = normalize(joined)
+    match, src = norm.match.translate(_DIGITS), norm.match_map
+    out: list[list[str]] = [[] for _ in texts]
+    for m in _WORD_RE.finditer(match):
+        k = bisect_right(starts, src[m.start()]) - 1
+        out[k].append(m.group())
+    return out
+
+
+def _locator(paras: Sequence[tuple[int | None, int | None, str]]) -> Any:
+    """``pos -> indices of the paragraphs whose [start, end) holds pos`` (ints only, as offsets are)."""
+    spans = [(s, e, k) for k, (s, e, _) in enumerate(paras) if s is not None and e is not None]
+    ordered = all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1)) and \
+        all(s <= e for s, e, _ in spans)
+    if ordered:
+        begins = [s for s, _, _ in spans]
+
+        def find(pos: Any) -> tuple[int, ...]:
+            if not isinstance(pos, int):
+                return ()
+            i = bisect_right(begins, pos) - 1
+            if i >= 0 and pos < spans[i][1]:
+                return (spans[i][2],)
+            return ()
+        return find
+
+    def scan(pos: Any) -> tuple[int, ...]:  # overlapping or unordered spans: check each one
+        if not isinstance(pos, int):
+            return ()
+        return tuple(k for s, e, k in spans if s <= pos < e)
+    return scan
+
+
 def signature(article: Mapping[str, Any], text: str | None = None, params: Params = DEFAULT) -> dict[str, Any]:
     """The linking features of an enriched article, as plain JSON.
 
@@ -222,40 +302,39 @@ def signature(article: Mapping[str, Any], text: str | None = None, params: Param
     entities = article.get("entities") or []
     quotes = article.get("quotes") or []
     claims = article.get("claims") or []
+    paras = _paragraphs(article, text)
+    para_tokens = _paragraph_tokens([p for _, _, p in paras])
+    feats_of: list[set[str]] = [{"n:" + n for n in numbers_in(p)} for _, _, p in paras]
+    all_numbers = {f[2:] for fs in feats_of for f in fs}
+    where = _locator(paras)
+
+    def add(pos: Any, feature: str) -> None:
+        for k in where(pos):
+            feats_of[k].add(feature)
+
+    for ent in entities:
+        for m in ent.get("mentions") or []:
+            add(m.get("start"), "e:" + ent["id"])
+    for q in quotes:
+        if q.get("claim_id"):
+            add(q.get("start"), "c:" + q["claim_id"])
+        for role in ("speaker", "via"):
+            eid = (q.get(role) or {}).get("entity_id")
+            if eid:
+                add(q.get("start"), "s:" + eid)
+    for c in claims:
+        if c.get("id"):
+            for ev in c.get("evidence") or []:
+                add(ev.get("start"), "c:" + c["id"])
+    para_hashes = _minhash_many([_shingles(t, 2) if len(t) >= 4 else () for t in para_tokens], _PARA_PERM)
     paragraphs = []
-    all_tokens: list[str] = []
-    all_numbers: set[str] = set()
-    for start, end, ptext in _paragraphs(article, text):
-        tokens = _tokens(ptext) if ptext else []
-        all_tokens.extend(tokens)
-        feats = {"n:" + n for n in numbers_in(ptext)}
-        all_numbers.update(f[2:] for f in feats)
-        if start is not None and end is not None:
-            s, e = start, end
-
-            def inside(pos: Any, s: int = s, e: int = e) -> bool:
-                return isinstance(pos, int) and s <= pos < e
-
-            for ent in entities:
-                if any(inside(m.get("start")) for m in ent.get("mentions") or []):
-                    feats.add("e:" + ent["id"])
-            for q in quotes:
-                if not inside(q.get("start")):
-                    continue
-                if q.get("claim_id"):
-                    feats.add("c:" + q["claim_id"])
-                for role in ("speaker", "via"):
-                    eid = (q.get(role) or {}).get("entity_id")
-                    if eid:
-                        feats.add("s:" + eid)
-            for c in claims:
-                if c.get("id") and any(inside(ev.get("start")) for ev in c.get("evidence") or []):
-                    feats.add("c:" + c["id"])
+    for (start, end, ptext), feats, ph in zip(paras, feats_of, para_hashes, strict=True):
         paragraphs.append({
             "start": start, "end": end, "length": len(ptext) if ptext else ((end or 0) - (start or 0)),
             "features": sorted(feats),
-            "minhash": _minhash(_shingles(tokens, 2), _PARA_PERM) if len(tokens) >= 4 else None,
+            "minhash": ph,
         })
+    all_tokens = [t for ts in para_tokens for t in ts]
     support = _claim_support(article)
     story_key = None
     if support:
@@ -326,22 +405,6 @@ def _feature_weights(pa: Sequence[Mapping[str, Any]], pb: Sequence[Mapping[str, 
     return {f: math.log((n + 1) / d) * (1.5 if f.startswith("n:") else 1.0) for f, d in df.items()}
 
 
-def _para_text_matrix(pa: Sequence[Mapping[str, Any]], pb: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """MinHash Jaccard of every paragraph of ``pa`` with every paragraph of ``pb`` (0 without a sketch)."""
-    def stack(ps: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        ok = np.array([bool(p.get("minhash")) and len(p["minhash"]) == _PARA_PERM for p in ps])
-        arr = np.zeros((len(ps), _PARA_PERM), dtype=np.uint64)
-        for k, p in enumerate(ps):
-            if ok[k]:
-                arr[k] = p["minhash"]
-        return arr, ok
-
-    a, oka = stack(pa)
-    b, okb = stack(pb)
-    sim = (a[:, None, :] == b[None, :, :]).mean(axis=2)
-    return sim * (oka[:, None] & okb[None, :])
-
-
 def _pair_score(a: set[str], b: set[str], weights: Mapping[str, float], text_jaccard: float,
                 params: Params) -> float:
     score = text_jaccard if text_jaccard >= params.para_text_jaccard else 0.0
@@ -383,6 +446,73 @@ def _weighted_jaccard(a: Mapping[str, int], b: Mapping[str, int]) -> float:
     return sum(min(a.get(k, 0), b.get(k, 0)) for k in keys) / den if den else 0.0
 
 
+@dataclass
+class _Prepared:
+    """Per-signature paragraph data that every comparison of that signature needs."""
+
+    feats: list[set[str]]
+    postings: dict[str, list[int]]  # feature -> paragraphs holding it, in order
+    hashes: np.ndarray  # (paragraphs, _PARA_PERM) MinHash values, zero rows without a sketch
+    has_hash: np.ndarray  # (paragraphs,) whether the row is a sketch
+
+
+_PREPARED: dict[int, tuple[list[Any], _Prepared]] = {}
+_PREPARED_MAX = 1024
+
+
+def _prepare(paragraphs: list[Any]) -> _Prepared:
+    """The :class:`_Prepared` of a ``paragraphs`` list, remembered by identity while it is cached.
+
+    Candidates are usually the same objects from one article to the next (the pipeline's cache of
+    recent signatures, the set of :func:`link_all`), so this is computed once per signature, not
+    once per comparison. The entry keeps the list alive, so its ``id`` cannot be reused meanwhile;
+    signatures are never modified in place.
+    """
+    hit = _PREPARED.get(id(paragraphs))
+    if hit is not None and hit[0] is paragraphs:
+        return hit[1]
+    feats = [set(p["features"]) for p in paragraphs]
+    postings: dict[str, list[int]] = {}
+    for k, fs in enumerate(feats):
+        for f in fs:
+            postings.setdefault(f, []).append(k)
+    ok = np.array([bool(p.get("minhash")) and len(p["minhash"]) == _PARA_PERM for p in paragraphs],
+                  dtype=bool)
+    hashes = np.zeros((len(paragraphs), _PARA_PERM), dtype=np.uint64)
+    for k, p in enumerate(paragraphs):
+        if ok[k]:
+            hashes[k] = p["minhash"]
+    prep = _Prepared(feats, postings, hashes, ok)
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()  # simple bound; a plain dict stays safe under the runner's threads
+    _PREPARED[id(paragraphs)] = (paragraphs, prep)
+    return prep
+
+
+def _candidate_pairs(xa: _Prepared, xb: _Prepared, text_j: np.ndarray | None, params: Params
+                     ) -> list[tuple[int, int]]:
+    """Paragraph pairs whose :func:`_pair_score` can be above 0, in (i, j) order.
+
+    A pair scores only with a text Jaccard at the threshold or at least ``para_min_shared`` shared
+    features; every other pair scores exactly 0, so skipping it changes nothing.
+    """
+    if params.para_min_shared <= 0:
+        return [(i, j) for i in range(len(xa.feats)) for j in range(len(xb.feats))]
+    pairs: set[tuple[int, int]] = set()
+    if text_j is not None:
+        ii, jj = np.nonzero(text_j >= params.para_text_jaccard)
+        pairs.update(zip(ii.tolist(), jj.tolist(), strict=True))
+    shared = xa.postings.keys() & xb.postings.keys()
+    if len(shared) >= params.para_min_shared:
+        counts: dict[tuple[int, int], int] = {}
+        for f in shared:
+            for i in xa.postings[f]:
+                for j in xb.postings[f]:
+                    counts[(i, j)] = counts.get((i, j), 0) + 1
+        pairs.update(ij for ij, n in counts.items() if n >= params.para_min_shared)
+    return sorted(pairs)
+
+
 def _compare(a: Mapping[str, Any], b: Mapping[str, Any], params: Params) -> _Pair:
     same_lang = bool(a.get("language")) and a.get("language") == b.get("language")
     body_j = _jaccard(a.get("minhash"), b.get("minhash")) if same_lang else 0.0
@@ -391,14 +521,19 @@ def _compare(a: Mapping[str, Any], b: Mapping[str, Any], params: Params) -> _Pai
     chain: list[tuple[int, int, float]] = []
     cover_a = cover_b = 0.0
     if not duplicate and pa and pb:
-        weights = _feature_weights(pa, pb)
-        text_j = _para_text_matrix(pa, pb) if same_lang else None
-        fa = [set(p["features"]) for p in pa]
-        fb = [set(q["features"]) for q in pb]
+        xa, xb = _prepare(pa), _prepare(pb)
+        text_j = None
+        if same_lang:
+            # Mean of 0/1 over _PARA_PERM values is the exact count / _PARA_PERM, as np.mean gives.
+            same = (xa.hashes[:, None, :] == xb.hashes[None, :, :]).sum(axis=2) / _PARA_PERM
+            text_j = same * (xa.has_hash[:, None] & xb.has_hash[None, :])
+        pairs = _candidate_pairs(xa, xb, text_j, params)
         scores = {}
-        for i in range(len(pa)):
-            for j in range(len(pb)):
-                s = _pair_score(fa[i], fb[j], weights, text_j[i, j] if text_j is not None else 0.0, params)
+        if pairs:
+            weights = _feature_weights(pa, pb)
+            for i, j in pairs:
+                s = _pair_score(xa.feats[i], xb.feats[j], weights,
+                                text_j[i, j] if text_j is not None else 0.0, params)
                 if s > 0:
                     scores[(i, j)] = s
         chain = _best_chain(scores)

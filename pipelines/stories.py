@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from khabar import stories
 from khabar.config import ElasticsearchConfig
@@ -50,6 +51,9 @@ class CandidateLookup(Protocol):
 
     def search(self, signature: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Signatures (with ``story_id`` and ``duplicate_of``) of candidate articles for ``signature``."""
+
+    # Optional: ``search_many(signatures) -> list of candidate lists`` answers a batch in one round
+    # trip; a lookup without it is asked ``search`` once per article.
 
     def close(self) -> None:
         """Release the connection."""
@@ -106,9 +110,22 @@ class EsCandidateLookup:
 
         self._client = open_client(self._cfg)
 
+    @staticmethod
+    def _searchable(signature: Mapping[str, Any]) -> bool:
+        return bool(stories.lookup_keys(signature)["claim_ids"] or signature.get("bands")
+                    or signature.get("entities"))
+
+    @staticmethod
+    def _candidates(res: Mapping[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for hit in res["hits"]["hits"]:
+            cand = hit_to_candidate(hit.get("_source") or {})
+            if cand is not None:
+                out.append(cand)
+        return out
+
     def search(self, signature: Mapping[str, Any]) -> list[dict[str, Any]]:
-        if not stories.lookup_keys(signature)["claim_ids"] and not signature.get("bands") \
-                and not signature.get("entities"):
+        if not self._searchable(signature):
             return []
         res = self._client.search(
             index=self._cfg.index("articles"),
@@ -117,11 +134,28 @@ class EsCandidateLookup:
             source=_SOURCE_FIELDS,
             ignore_unavailable=True,
         )
-        out = []
-        for hit in res["hits"]["hits"]:
-            cand = hit_to_candidate(hit.get("_source") or {})
-            if cand is not None:
-                out.append(cand)
+        return self._candidates(res)
+
+    def search_many(self, signatures: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]] | Exception]:
+        """Candidates of each signature with one ``msearch``; a failed item is its exception."""
+        out: list[list[dict[str, Any]] | Exception] = [[] for _ in signatures]
+        asked = [k for k, sig in enumerate(signatures) if self._searchable(sig)]
+        if not asked:
+            return out
+        searches: list[dict[str, Any]] = []
+        for k in asked:
+            searches.append({"index": self._cfg.index("articles"), "ignore_unavailable": True})
+            searches.append({"query": candidate_query(signatures[k], self._window_days), "size": self._size,
+                             "_source": _SOURCE_FIELDS})
+        res = self._client.msearch(searches=searches)
+        responses = res["responses"]
+        if len(responses) != len(asked):
+            raise RuntimeError(f"msearch answered {len(responses)} of {len(asked)} searches")
+        for k, item in zip(asked, responses, strict=True):
+            if item.get("error"):
+                out[k] = RuntimeError(f"candidate search failed: {item['error']}")
+            else:
+                out[k] = self._candidates(item)
         return out
 
     def close(self) -> None:
@@ -131,11 +165,15 @@ class EsCandidateLookup:
 
 
 class _LinkStoriesFn(beam.DoFn):
-    def __init__(self, lookup: CandidateLookup, params: stories.Params, cache_size: int) -> None:
+    def __init__(self, lookup: CandidateLookup, params: stories.Params, cache_size: int,
+                 batch_size: int = 100) -> None:
         self._lookup = lookup
         self._params = params
         self._cache_size = cache_size
+        self._batch_size = max(1, batch_size)
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._postings: dict[tuple[str, str], dict[str, int]] = {}
+        self._pending: list[Any] = []
         self._linked = Metrics.counter("khabar", "stories_linked")
         self._duplicates = Metrics.counter("khabar", "story_duplicates")
         self._reuses = Metrics.counter("khabar", "story_reuses")
@@ -144,41 +182,114 @@ class _LinkStoriesFn(beam.DoFn):
 
     def setup(self) -> None:
         self._cache = OrderedDict()
+        self._postings = {}
+        self._pending = []
         self._lookup.open()
 
+    def _remember(self, entry: dict[str, Any]) -> None:
+        """Put a linked signature in the LRU cache and its lookup terms in the cache's term index."""
+        cid = entry["id"]
+        if cid in self._cache:
+            self._forget(cid)
+        self._cache[cid] = entry
+        for term in self._terms(entry):
+            bucket = self._postings.setdefault(term, {})
+            bucket[cid] = bucket.get(cid, 0) + 1
+        while len(self._cache) > self._cache_size:
+            self._forget(next(iter(self._cache)))
+
+    def _forget(self, cid: str) -> None:
+        entry = self._cache.pop(cid)
+        for term in self._terms(entry):
+            bucket = self._postings.get(term)
+            if bucket is not None and bucket.pop(cid, None) is not None and not bucket:
+                del self._postings[term]
+
+    @staticmethod
+    def _terms(sig: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [(f, v) for f, vs in stories.lookup_keys(sig).items() for v in vs]
+
     def _from_cache(self, sig: Mapping[str, Any]) -> list[dict[str, Any]]:
-        keys = stories.lookup_keys(sig)
-        wanted = {(f, v) for f, vs in keys.items() for v in vs}
+        """Cached signatures sharing lookup terms with ``sig``, most shared terms first (then id)."""
+        shared: dict[str, int] = {}
+        for term in set(self._terms(sig)):
+            for cid, n in self._postings.get(term, {}).items():
+                shared[cid] = shared.get(cid, 0) + n
         window = _window(sig.get("published_at"), self._params.window_days)
         scored = []
-        for cid, cand in self._cache.items():
+        for cid, n in shared.items():
             if cid == sig["id"]:
                 continue
+            cand = self._cache[cid]
             d = cand.get("published_at")
             if window is not None and stories._date(d) is not None and not window[0] <= str(d)[:10] <= window[1]:
                 continue
-            ck = stories.lookup_keys(cand)
-            shared = sum(1 for f, vs in ck.items() for v in vs if (f, v) in wanted)
-            if shared:
-                scored.append((shared, cid, cand))
+            scored.append((n, cid, cand))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [c for _, _, c in scored[: self._params.max_candidates]]
 
+    def start_bundle(self) -> None:
+        self._pending: list[Any] = []
+
     def process(self, element: Any) -> Iterator[Any]:
-        article, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, None)
+        self._pending.append(element)
+        if len(self._pending) >= self._batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        # Elements come from a global window (the Kafka read); the sinks flush after this.
+        for out in self._flush():
+            yield GlobalWindows.windowed_value(out)
+
+    def _lookup_batch(self, sigs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Candidates from the store for each signature, one round trip when the lookup batches."""
+        many = getattr(self._lookup, "search_many", None)
         try:
-            sig = stories.signature(article, params=self._params)
-        except Exception as exc:  # a linking bug must not lose the article: it goes on unlinked
-            log.warning("story signature failed for %s: %s", article.get("id"), exc)
-            self._link_errors.inc()
-            yield element
-            return
-        try:
-            found = self._lookup.search(sig)
+            if many is not None:
+                found = many(sigs)
+            else:
+                found = []
+                for sig in sigs:
+                    try:
+                        found.append(self._lookup.search(sig))
+                    except Exception as exc:
+                        found.append(exc)
         except Exception as exc:  # Elasticsearch down or index missing: link against the cache alone
-            log.warning("story candidate lookup failed for %s: %s", sig["id"], exc)
-            self._lookup_errors.inc()
-            found = []
+            found = [exc] * len(sigs)
+        out = []
+        for sig, res in zip(sigs, found, strict=True):
+            if isinstance(res, Exception):
+                log.warning("story candidate lookup failed for %s: %s", sig["id"], res)
+                self._lookup_errors.inc()
+                res = []
+            out.append(res)
+        return out
+
+    def _flush(self) -> Iterator[Any]:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        parsed = []
+        for element in batch:
+            article, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, None)
+            try:
+                sig = stories.signature(article, params=self._params)
+            except Exception as exc:  # a linking bug must not lose the article: it goes on unlinked
+                log.warning("story signature failed for %s: %s", article.get("id"), exc)
+                self._link_errors.inc()
+                sig = None
+            parsed.append((element, article, rest, sig))
+        sigs = [sig for *_, sig in parsed if sig is not None]
+        found = iter(self._lookup_batch(sigs))
+        # In arrival order: each article sees the ones before it in the batch through the cache.
+        for element, article, rest, sig in parsed:
+            if sig is None:
+                yield element
+                continue
+            yield self._link(article, rest, sig, next(found))
+
+    def _link(self, article: Mapping[str, Any], rest: tuple[Any, ...] | None, sig: dict[str, Any],
+              found: list[dict[str, Any]]) -> Any:
         candidates = {str(c.get("id")): c for c in found if c.get("id") != sig["id"]}
         for c in self._from_cache(sig):
             candidates[str(c["id"])] = c  # the cache is fresher than the index
@@ -188,12 +299,9 @@ class _LinkStoriesFn(beam.DoFn):
             self._duplicates.inc()
         if result["reuses"]:
             self._reuses.inc()
-        self._cache[sig["id"]] = {**sig, **result}
-        self._cache.move_to_end(sig["id"])
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._remember({**sig, **result})
         linked = {**article, **result, "story_signature": sig}
-        yield (linked, *rest) if rest is not None else linked
+        return (linked, *rest) if rest is not None else linked
 
     def teardown(self) -> None:
         self._lookup.close()
@@ -207,17 +315,23 @@ class LinkStories(beam.PTransform):
         lookup: replaces the Elasticsearch lookup (tests; another store).
         params: linking thresholds, including the lookup window.
         cache_size: signatures of recent articles kept per worker.
+        batch_size: articles per candidate lookup (one ``msearch``); the rest go at the bundle's end.
     """
 
     def __init__(self, es_config: ElasticsearchConfig, *, lookup: CandidateLookup | None = None,
-                 params: stories.Params = stories.DEFAULT, cache_size: int = 2000) -> None:
+                 params: stories.Params = stories.DEFAULT, cache_size: int = 2000,
+                 batch_size: int = 100) -> None:
         super().__init__()
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self._batch_size = batch_size
         self._lookup = lookup or EsCandidateLookup(es_config, window_days=params.window_days,
                                                    size=params.max_candidates)
         self._params = params
         self._cache_size = cache_size
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return pcoll | "Link" >> beam.ParDo(_LinkStoriesFn(self._lookup, self._params, self._cache_size))
+        return pcoll | "Link" >> beam.ParDo(
+            _LinkStoriesFn(self._lookup, self._params, self._cache_size, self._batch_size))

@@ -138,3 +138,49 @@ def test_candidate_query_filters_by_window_and_excludes_itself(articles: dict[st
     fields = {next(iter(c["term"])) for c in q["bool"]["should"]}
     assert fields == {"claim_ids", "story_bands", "entity_ids"}
     assert "filter" not in candidate_query(stories.signature(articles["000"]))  # undated: no window
+
+
+class _CountingClient:
+    """Elasticsearch client stand-in: answers msearch with no hits (or an error item), counts calls."""
+
+    def __init__(self, fail_item: int | None = None) -> None:
+        self.calls = {"search": 0, "msearch": 0}
+        self.fail_item = fail_item
+
+    def search(self, **_: Any) -> dict[str, Any]:
+        self.calls["search"] += 1
+        return {"hits": {"hits": []}}
+
+    def msearch(self, *, searches: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls["msearch"] += 1
+        assert len(searches) % 2 == 0 and all("index" in h for h in searches[::2])
+        return {"responses": [{"error": {"type": "boom"}} if k == self.fail_item else {"hits": {"hits": []}}
+                              for k in range(len(searches) // 2)]}
+
+    def close(self) -> None:
+        pass
+
+
+def test_lookups_are_batched_and_a_batch_sees_itself(articles: dict[str, dict[str, Any]]) -> None:
+    from khabar.pipelines.stories import EsCandidateLookup, _LinkStoriesFn
+
+    client = _CountingClient(fail_item=1)
+    lookup = EsCandidateLookup(CFG.elasticsearch)
+    lookup.open = lambda: setattr(lookup, "_client", client)  # type: ignore[method-assign]
+    fn = _LinkStoriesFn(lookup, stories.DEFAULT, cache_size=100, batch_size=3)
+    fn.setup()
+    fn.start_bundle()
+    copy = {**articles["003"], "id": "003-copy"}
+    order = [articles["000"], articles["001"], articles["002"], articles["003"], copy]
+    out = []
+    for a in order:
+        out.extend(fn.process(a))
+    assert len(out) == 3 and client.calls == {"search": 0, "msearch": 1}
+    out.extend(wv.value for wv in fn.finish_bundle())
+    assert client.calls == {"search": 0, "msearch": 2}
+    assert [a["id"] for a in out] == ["000", "001", "002", "003", "003-copy"]
+    by_id = {a["id"]: a for a in out}
+    # 001 reuses 000 from the same batch (the cache), 003-copy copies 003 from the previous one.
+    assert [r["article"] for r in by_id["001"]["reuses"]] == ["000"]
+    assert by_id["003-copy"]["duplicate_of"] == "003"
+    assert len({a["story_id"] for a in out}) == 1

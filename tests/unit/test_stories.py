@@ -172,3 +172,39 @@ def test_enrich_many_links_within_the_set(texts: dict[str, str]) -> None:
     assert [r["article"] for r in next(r for r in recs if r["id"] == "001")["reuses"]] == ["000"]
     plain = list(enrich_many(msgs[:1]))
     assert plain[0]["story_id"] is None
+
+
+def test_minhash_values_equal_datasketch() -> None:
+    from datasketch import MinHash
+
+    rng = random.Random(3)
+    groups = [["".join(rng.choice("ابپچ ۱a") for _ in range(rng.randint(1, 9))) for _ in range(rng.randint(0, 40))]
+              for _ in range(30)]
+    got = stories._minhash_many(groups, 32)
+    for g, values in zip(groups, got, strict=True):
+        if not g:
+            assert values is None
+            continue
+        m = MinHash(num_perm=32, seed=1, scheme="affine32")
+        m.update_batch([s.encode("utf-8") for s in set(g)])
+        assert values == [int(v) for v in m.hashvalues]
+
+
+def test_pair_prefilter_keeps_every_scoring_pair(records: dict[str, dict[str, Any]]) -> None:
+    sigs = {k: stories.signature(r) for k, r in records.items()}
+    params = stories.DEFAULT
+    checked = 0
+    for a, b in itertools.permutations(sigs.values(), 2):
+        pa, pb = a["paragraphs"], b["paragraphs"]
+        xa, xb = stories._prepare(pa), stories._prepare(pb)
+        same = a["language"] == b["language"]
+        text_j = ((xa.hashes[:, None, :] == xb.hashes[None, :, :]).mean(axis=2)
+                  * (xa.has_hash[:, None] & xb.has_hash[None, :])) if same else None
+        weights = stories._feature_weights(pa, pb)
+        every = [(i, j) for i in range(len(pa)) for j in range(len(pb))
+                 if stories._pair_score(set(pa[i]["features"]), set(pb[j]["features"]), weights,
+                                        text_j[i, j] if text_j is not None else 0.0, params) > 0]
+        kept = set(stories._candidate_pairs(xa, xb, text_j, params))
+        assert set(every) <= kept
+        checked += len(every)
+    assert checked > 0
