@@ -395,10 +395,6 @@ class CRFModel:
             r = self.rows.get(token)
             if r is not None:
                 return r
-            if self._n >= _CACHE_MAX:  # unbounded vocabularies (streams) must not grow memory forever
-                self.rows.clear()
-                self.keys = [""]
-                self._n = 1
             if self._n == self._tables.shape[1]:
                 grown = np.zeros((5, 2 * self._n, self._tables.shape[2]))
                 grown[:, : self._n] = self._tables
@@ -421,6 +417,11 @@ class CRFModel:
             self.rows[token] = r
         return r
 
+    def _reset_cache(self) -> None:
+        self.rows.clear()
+        self.keys = [""]
+        self._n = 1
+
     def emissions(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
         """Emission scores (tokens x labels) of tokens split into [i, j) sentences.
 
@@ -429,6 +430,10 @@ class CRFModel:
         """
         import numpy as np
 
+        if self._n + len(tokens) >= _CACHE_MAX:
+            # Unbounded vocabularies (streams) must not grow memory forever. Reset before looking up,
+            # never in the middle of a document: rows looked up before a reset would be stale.
+            self._reset_cache()
         get = self.rows.get
         rows_l = [get(t) for t in tokens]
         if None in rows_l:

@@ -162,3 +162,25 @@ def test_heldout_slice_floor(language: str) -> None:
     pred = model.tag([[w for w, _ in s] for s in sents])
     f1 = ner_train.score([[t for _, t in s] for s in sents], pred)["micro"]["f1"]
     assert f1 >= floor, f"{language} {part}[:{n}] micro F1 {f1} < {floor}"
+
+
+def test_feature_cache_reset_between_documents_keeps_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: the per-token cache used to reset in the middle of a document once full, leaving rows
+    # looked up earlier in that document stale (IndexError after ~11,700 real articles).
+    texts = [
+        "قال وزير الخارجية الروسي سيرغي لافروف في موسكو إن المحادثات مع طهران كانت مثمرة.",
+        "سافر الجنرال قاسم سليماني إلى موسكو الأسبوع الماضي للقاء الرئيس فلاديمير بوتين.",
+        "وزیر امور خارجه ایران محمد جواد ظریف روز دوشنبه در تهران با همتای روسی خود دیدار کرد.",
+    ]
+    langs = ["ar", "ar", "fa"]
+    expected = [ner.tag_spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
+    monkeypatch.setattr(ner, "_CACHE_MAX", 12)  # smaller than one document: resets on every document
+    for lang in ("ar", "fa"):
+        model = ner._model(lang)
+        assert model is not None
+        model._reset_cache()
+    for _ in range(3):
+        got = [ner.tag_spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
+        assert got == expected
+    for lang in ("ar", "fa"):
+        ner._model(lang)._reset_cache()  # leave no tiny-cache state behind for other tests
