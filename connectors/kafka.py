@@ -43,6 +43,7 @@ from khabar.config import KafkaConfig
 log = logging.getLogger(__name__)
 
 UNBOUNDED_END = 2**63 - 1
+BROKER_DOWN_DEADLINE_S = 600.0  # how long the source waits for an unreachable broker before failing
 
 
 class KafkaRecord(NamedTuple):
@@ -199,6 +200,8 @@ class _ReadPartitionFn(beam.DoFn):
 
     def setup(self) -> None:
         self._consumers = {}
+        self._down_since: float | None = None
+        self._down_waits = 0
 
     def _consumer_for(self, topic: str, partition: int, start: int) -> Any:
         from kafka.structs import TopicPartition
@@ -228,9 +231,14 @@ class _ReadPartitionFn(beam.DoFn):
         if restriction.start >= restriction.stop:
             return
         tp = TopicPartition(spec.topic, spec.partition)
-        consumer = self._consumer_for(spec.topic, spec.partition, restriction.start)
-        # Blocks for up to poll_timeout_ms when idle rather than spinning.
-        batch = consumer.poll(timeout_ms=self._cfg.poll_timeout_ms, max_records=self._cfg.max_records_per_poll)
+        try:
+            consumer = self._consumer_for(spec.topic, spec.partition, restriction.start)
+            # Blocks for up to poll_timeout_ms when idle rather than spinning.
+            batch = consumer.poll(timeout_ms=self._cfg.poll_timeout_ms, max_records=self._cfg.max_records_per_poll)
+        except Exception as exc:
+            self._wait_for_broker(exc)  # nothing claimed: the same range is read again
+            tracker.defer_remainder()
+            return
         last = None
         for record in batch.get(tp, ()):
             if not tracker.try_claim(record.offset):
@@ -242,15 +250,52 @@ class _ReadPartitionFn(beam.DoFn):
             self._records.inc(last - restriction.start + 1)
             offsets = {tp: OffsetAndMetadata(last + 1, "", -1)}
             finalizer.register(lambda c=consumer, o=offsets: self._commit(c, o))
-        if consumer.position(tp) >= restriction.stop:
+        try:
+            position = consumer.position(tp)
+        except Exception as exc:
+            self._wait_for_broker(exc)  # the claimed records stay claimed; the rest is read later
+            tracker.defer_remainder()
+            return
+        self._down_since = None
+        if position >= restriction.stop:
             # Past the end of a bounded range (possibly over transaction markers): claim the end to finish.
             if last is None or last + 1 < restriction.stop:
                 tracker.try_claim(restriction.stop)
             return
         tracker.defer_remainder()
 
+    def _wait_for_broker(self, exc: Exception) -> None:
+        """Back off while the broker is unreachable (a restart, a network blip); re-raise anything else.
+
+        kafka-python reconnects by itself, but while the broker is down ``poll``/``position`` and a
+        new consumer raise retriable errors; ending the pipeline for them would turn a broker
+        restart into a pipeline outage. Past ``BROKER_DOWN_DEADLINE_S`` the error is raised.
+        """
+        from kafka.errors import KafkaTimeoutError
+
+        if not (getattr(exc, "retriable", False) or isinstance(exc, KafkaTimeoutError)):
+            raise exc
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            self._down_waits = 0
+        if now - self._down_since > BROKER_DOWN_DEADLINE_S:
+            raise exc
+        wait = min(30.0, 0.5 * 2 ** self._down_waits)
+        self._down_waits += 1
+        log.warning("Kafka unreachable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, wait)
+        time.sleep(wait)
+
     def _commit(self, consumer: Any, offsets: Mapping[Any, Any]) -> None:
-        consumer.commit(offsets=dict(offsets))
+        from kafka.errors import KafkaError
+
+        try:
+            consumer.commit(offsets=dict(offsets))
+        except KafkaError as exc:
+            # A lost commit only means these records are read again after a restart, and their
+            # deterministic ids overwrite: safe. Failing here would end the pipeline instead.
+            log.warning("committing offsets failed (%s); the next commit covers them", exc)
+            return
         self._commits.inc()
 
     def teardown(self) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from khabar.config import ConfigError, KhabarConfig, load_config, masked
+from khabar.config import ConfigError, KhabarConfig, load_config, masked, redact_url
 
 log = logging.getLogger("khabar")
 
@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     cfg = _config(args)
     _check_reachable(cfg)
     print(f"khabar ingest: {cfg.kafka.topic} @ {cfg.kafka.bootstrap_servers} -> "
-          f"{cfg.elasticsearch.index_prefix}-* @ {cfg.elasticsearch.url} "
+          f"{cfg.elasticsearch.index_prefix}-* @ {redact_url(cfg.elasticsearch.url)} "
           f"({'bounded' if args.bounded else 'streaming; Ctrl-C stops'})", file=sys.stderr)
     try:
         result = run(cfg, bounded=args.bounded, max_records=args.max_records, beam_args=beam_args)
@@ -155,7 +155,7 @@ def _check_reachable(cfg: KhabarConfig, timeout: float = 15.0) -> None:
     try:
         client.cluster.health(timeout="5s")
     except Exception as exc:
-        raise SystemExit(f"khabar: Elasticsearch is not reachable at {cfg.elasticsearch.url} "
+        raise SystemExit(f"khabar: Elasticsearch is not reachable at {redact_url(cfg.elasticsearch.url)} "
                          f"({type(exc).__name__}); start it with `khabar services up` or pass --es-url") from None
     finally:
         client.close()
@@ -192,17 +192,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dlq(args: argparse.Namespace) -> int:
-    from khabar import ops
+def cmd_dlq(argv: Sequence[str]) -> int:
+    from khabar.dlq import main as dlq_main
 
-    cfg = _config(args)
-    letters = ops.read_dead_letters(cfg, limit=args.limit)
-    for letter in letters:
-        if args.stage and letter.get("stage") != args.stage:
-            continue
-        payload = letter.get("payload") or letter.get("payload_base64") or ""
-        print(json.dumps({**letter, "payload": payload[:200]}, ensure_ascii=False))
-    return 0
+    return dlq_main(list(argv))
 
 
 # --- enrich, eval, train-ner ---------------------------------------------------------------------
@@ -298,7 +291,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"{text[:90]}{'…' if len(text) > 90 else ''}")
     finally:
         client.close()
-    print(f"\ndone in {time.monotonic() - started:.0f}s. Next: `curl '{cfg.elasticsearch.url}/"
+    print(f"\ndone in {time.monotonic() - started:.0f}s. Next: `curl '{redact_url(cfg.elasticsearch.url)}/"
           f"{cfg.elasticsearch.index('quotes')}/_search?pretty'`, `khabar status`, "
           f"`khabar enrich --pretty {args.samples}`; `khabar services down` stops the services.")
     return 0
@@ -346,11 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("dlq", help="print the dead letters")
-    p.add_argument("--stage", help="only this stage (decode, parse, validate, enrich, index)")
-    p.add_argument("--limit", type=int)
-    _add_config_flags(p)
-    p.set_defaults(func=cmd_dlq)
+    p = sub.add_parser("dlq", help="show or replay dead letters (khabar dlq show|replay --help)", add_help=False)
+    p.set_defaults(passthrough=cmd_dlq)
 
     p = sub.add_parser("enrich", help="enrich JSON lines or .txt files without any server")
     p.add_argument("paths", nargs="+", help=".jsonl / .txt files, folders, or - for stdin")
@@ -418,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # eval and train-ner own their flags; hand them the rest of the line untouched.
-    passthrough = {"eval": cmd_eval, "train-ner": cmd_train_ner, "feeds": cmd_feeds, "dashboards": cmd_dashboards}
+    passthrough = {"eval": cmd_eval, "train-ner": cmd_train_ner, "feeds": cmd_feeds, "dashboards": cmd_dashboards,
+                   "dlq": cmd_dlq}
     for i, word in enumerate(argv):
         if word in passthrough:
             _setup_logging("-v" in argv[:i] or "--verbose" in argv[:i], "--log-json" in argv[:i])
