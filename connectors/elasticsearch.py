@@ -46,12 +46,45 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class IndexRequest(NamedTuple):
-    """One document to index: target index, deterministic id, source, and where it came from."""
+    """One document to index: target index, deterministic id, source, and where it came from.
+
+    ``owner`` groups the documents written for one parent (an article's entity and quote documents);
+    ``replaces`` on the parent's request lists ``(index, field, keep_ids)``: documents of ``index``
+    whose ``field`` equals ``owner`` and whose id is not in ``keep_ids`` are stale and get deleted,
+    so a new version of an article does not leave the old version's children behind.
+    """
 
     index: str
     id: str
     source: Mapping[str, Any]
     origin: Mapping[str, Any] | None = None
+    owner: str | None = None
+    replaces: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+def stale_children(batch: Sequence[IndexRequest]) -> tuple[list[IndexRequest], dict[str, list[dict[str, Any]]]]:
+    """Drop children of earlier versions in a batch; return the batch and a stale-document query per index.
+
+    The last parent request of an owner in the batch wins: children of earlier versions that the last
+    version does not keep are dropped from the batch, and the returned ``bool`` queries (one per
+    child index) match the already indexed children that the last version does not keep.
+    """
+    latest: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
+    for request in batch:
+        for index, field, keep in request.replaces:
+            if request.owner is not None:
+                latest[(index, request.owner)] = (field, frozenset(keep))
+    if not latest:
+        return list(batch), {}
+    kept = [r for r in batch
+            if r.owner is None or (r.index, r.owner) not in latest or r.id in latest[(r.index, r.owner)][1]]
+    clauses: dict[str, list[dict[str, Any]]] = {}
+    for (index, owner), (field, keep) in latest.items():
+        clause: dict[str, Any] = {"bool": {"filter": [{"term": {field: owner}}]}}
+        if keep:
+            clause["bool"]["must_not"] = [{"ids": {"values": sorted(keep)}}]
+        clauses.setdefault(index, []).append(clause)
+    return kept, clauses
 
 
 def to_es_action(request: IndexRequest) -> dict[str, Any]:
@@ -105,6 +138,8 @@ class _BulkWriteFn(beam.DoFn):
         self._rejected = Metrics.counter("khabar", "es_rejected")
         self._retried_batches = Metrics.counter("khabar", "es_connection_retries")
         self._bulk_latency = Metrics.distribution("khabar", "es_bulk_ms")
+        self._stale_deleted = Metrics.counter("khabar", "es_stale_deleted")
+        self._stale_errors = Metrics.counter("khabar", "es_stale_delete_errors")
 
     def setup(self) -> None:
         self._client = open_client(self._cfg)
@@ -128,11 +163,29 @@ class _BulkWriteFn(beam.DoFn):
             return []
         batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
         started = time.monotonic()
+        batch, stale = stale_children(batch)
+        self._delete_stale(stale)
         dead = write_batch(self._client, self._cfg, batch, on_connection_retry=self._retried_batches.inc)
         self._bulk_latency.update(int((time.monotonic() - started) * 1000))
         self._indexed.inc(len(batch) - len(dead))
         self._rejected.inc(len(dead))
         return dead
+
+    def _delete_stale(self, stale: Mapping[str, list[dict[str, Any]]]) -> None:
+        # A search then a bulk delete, not _delete_by_query, which needs the reindex module that minimal
+        # distributions lack. Done before the bulk write, so new children (kept by must_not) are never hit.
+        for index, clauses in stale.items():
+            try:
+                res = self._client.search(
+                    index=index, query={"bool": {"should": clauses, "minimum_should_match": 1}},
+                    size=10_000, source=False, ignore_unavailable=True)
+                ids = [hit["_id"] for hit in res["hits"]["hits"]]
+                if ids:
+                    self._client.bulk(operations=[{"delete": {"_index": index, "_id": i}} for i in ids])
+                    self._stale_deleted.inc(len(ids))
+            except Exception as exc:
+                log.warning("deleting stale documents in %s failed: %s", index, exc)
+                self._stale_errors.inc()
 
     def teardown(self) -> None:
         if self._client is not None:

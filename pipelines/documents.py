@@ -171,7 +171,10 @@ def article_to_requests(
     }
     if origin:
         article_doc["kafka"] = {k: origin[k] for k in ("topic", "partition", "offset") if k in origin}
-    requests = [IndexRequest(f"{prefix}-articles", article_id, article_doc, origin)]
+    entity_ids = tuple(f"{article_id}:{e['id']}" for e in entities)
+    quote_ids = tuple(f"{article_id}:{q['id']}" for q in quotes)
+    replaces = ((f"{prefix}-entities", "article_id", entity_ids), (f"{prefix}-quotes", "article_id", quote_ids))
+    requests = [IndexRequest(f"{prefix}-articles", article_id, article_doc, origin, article_id, replaces)]
     for entity in entities:
         names = entity.get("names") or {}
         mentions = [{"start": m["start"], "end": m["end"], "text": m["text"]} for m in entity.get("mentions") or []]
@@ -187,7 +190,7 @@ def article_to_requests(
             "mentions": mentions,
             **common,
         }
-        requests.append(IndexRequest(f"{prefix}-entities", f"{article_id}:{entity['id']}", doc, origin))
+        requests.append(IndexRequest(f"{prefix}-entities", f"{article_id}:{entity['id']}", doc, origin, article_id))
     for quote in quotes:
         speaker = quote.get("speaker") or {}
         via = quote.get("via") or {}
@@ -210,7 +213,7 @@ def article_to_requests(
             "claim_id": quote.get("claim_id"),
             **common,
         }
-        requests.append(IndexRequest(f"{prefix}-quotes", f"{article_id}:{quote['id']}", doc, origin))
+        requests.append(IndexRequest(f"{prefix}-quotes", f"{article_id}:{quote['id']}", doc, origin, article_id))
     return requests
 
 

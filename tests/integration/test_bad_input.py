@@ -164,9 +164,6 @@ def test_odd_text_unknown_fields_duplicates_rejections_and_poison(isolated_confi
           f"{len(expected_dead)} messages ({len(letters)} dead letters), duplicated 0")
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: re-indexing an article overwrites its entity/quote documents "
-                   "by id but does not delete those the new version no longer has (needs a delete of stale "
-                   "article_id documents in the sink)")
 def test_duplicate_id_later_version_leaves_no_stale_entities(isolated_config: KhabarConfig) -> None:
     """The later message of an id replaces the earlier one's entity and quote documents too."""
     cfg = isolated_config
@@ -180,3 +177,24 @@ def test_duplicate_id_later_version_leaves_no_stale_entities(isolated_config: Kh
     assert _docs(cfg, "articles")["dup-2"]["language"] == "fa"
     assert not [k for k in entities if k.startswith("dup-2:")], "entities of the earlier version remain"
     assert not [k for k in quotes if k.startswith("dup-2:")], "quotes of the earlier version remain"
+
+
+def test_later_version_in_a_later_run_deletes_stale_children(isolated_config: KhabarConfig) -> None:
+    """An article re-sent after it was indexed: its old entity and quote documents are deleted."""
+    cfg = isolated_config
+    first = {"id": "upd-1", "text": "قال قاسم سليماني في طهران: «الاجتماع عقد في موسكو».\nوأضاف أن بوتين وافق."}
+    _produce(cfg, [submit.encode(first)])
+    run(cfg, bounded=True)
+    before_entities = [k for k in _docs(cfg, "entities") if k.startswith("upd-1:")]
+    assert before_entities, "the first version should have entities"
+    later = {"id": "upd-1", "text": "قال فلاديمير بوتين في موسكو إن المحادثات مستمرة."}
+    _produce(cfg, [submit.encode(later)])
+    result = run(cfg, bounded=True)
+    after = sorted(k for k in _docs(cfg, "entities") if k.startswith("upd-1:"))
+    quotes_after = sorted(k for k in _docs(cfg, "quotes") if k.startswith("upd-1:"))
+    print(f"\nbefore {sorted(before_entities)}; after {after}; quotes {quotes_after}; "
+          f"stale deleted {result.counters.get('es_stale_deleted')}")
+    assert "upd-1:per:qasem-soleimani" in before_entities
+    assert "upd-1:per:qasem-soleimani" not in after
+    assert "upd-1:per:vladimir-putin" in after
+    assert result.counters.get("es_stale_deleted", 0) >= 1

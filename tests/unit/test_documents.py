@@ -149,3 +149,21 @@ def test_index_documents_match_their_json_schemas() -> None:
             assert not errors, (request.index, request.id, errors[:3])
             seen.add(kind)
     assert seen == {"articles", "entities", "quotes"}
+
+
+def test_stale_children_last_version_wins_within_a_batch() -> None:
+    from khabar.connectors.elasticsearch import stale_children
+
+    v1 = article_to_requests(ARTICLE, "khabar", ingested_at="2026-01-01T00:00:00+00:00")
+    v2_article = {**ARTICLE, "entities": ARTICLE["entities"][1:], "quotes": []}
+    v2 = article_to_requests(v2_article, "khabar", ingested_at="2026-01-01T00:00:00+00:00")
+    kept, queries = stale_children(v1 + v2)
+    kept_ids = [(r.index, r.id) for r in kept]
+    assert ("khabar-entities", "003:per:qasem-soleimani") not in kept_ids  # only the first version had it
+    assert ("khabar-entities", "003:loc:moscow") in kept_ids
+    assert ("khabar-quotes", "003:q1") not in kept_ids
+    assert queries["khabar-entities"] == [{"bool": {"filter": [{"term": {"article_id": "003"}}],
+                                                    "must_not": [{"ids": {"values": ["003:loc:moscow"]}}]}}]
+    assert queries["khabar-quotes"] == [{"bool": {"filter": [{"term": {"article_id": "003"}}]}}]
+    unchanged, _ = stale_children(v1)
+    assert unchanged == v1
