@@ -56,6 +56,8 @@ setup(
         "lxml_html_clean==0.4.6",  # trafilatura (justext) needs lxml.html.clean, split out of lxml
         "pyahocorasick==2.3.1",
         "rapidfuzz==3.14.6",
+        "datasketch==2.0.0",
+        "numpy==2.4.6",
         "python-crfsuite==0.9.12",
         "tqdm==4.70.1",
         "PyYAML==6.0.3",
