@@ -34,3 +34,6 @@ services-down: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+bench: install
+	$(BIN)/python -m benchmarks

@@ -99,7 +99,7 @@ class _CountingClient:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/news")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "news"))
     ap.add_argument("--limit", type=int, default=300, help="articles (spread over the corpora)")
     args = ap.parse_args()
     params = stories.DEFAULT

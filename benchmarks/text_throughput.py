@@ -51,7 +51,7 @@ def text_stage(msg: dict, learner: FurnitureLearner) -> tuple[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/news")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "news"))
     ap.add_argument("--limit", type=int, default=2000, help="documents per corpus (0 = all)")
     ap.add_argument("--full", action="store_true", help="also time the full enrich()")
     args = ap.parse_args()

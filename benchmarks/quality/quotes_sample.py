@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-DATA = Path("/work/shared/data/news")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news"
 SEEDS = {"dev": 20240611, "test": 97531}
 CONTEXT = 150
 MIN_CHARS, MAX_CHARS = 400, 6000
