@@ -16,5 +16,6 @@ def test_one_minute_soak_loses_nothing_and_catches_up(isolated_config: KhabarCon
     assert result["produced"] == 6000
     assert result["lag_at_end"] == 0
     assert result["indexed"] == result["distinct_ids_indexed"]
+    assert result["missing"] == 0 and result["unexpected"] == 0
     assert result["indexed"] + result["dead_lettered"] == result["produced"]
     assert result["duplicated"] == 0
