@@ -100,6 +100,25 @@ def producer(cfg: KafkaConfig, **extra: Any) -> Any:
     return KafkaProducer(**opts)
 
 
+def send_records(cfg: KafkaConfig, items: Iterable[tuple[bytes | None, bytes]], *, topic: str | None = None,
+                 timeout: float = 60.0) -> int:
+    """Send ``(key, value)`` byte pairs to a topic (default ``cfg.topic``, created if missing) and wait for every ack.
+
+    Returns:
+        How many records the broker acknowledged.
+    """
+    ensure_topics(cfg)
+    prod = producer(cfg)
+    try:
+        futures = [prod.send(topic or cfg.topic, key=k, value=v) for k, v in items]
+        prod.flush()
+        for future in futures:
+            future.get(timeout=timeout)
+        return len(futures)
+    finally:
+        prod.close(timeout=10)
+
+
 def ensure_topics(cfg: KafkaConfig, topics: Mapping[str, int] | None = None, timeout: float = 30.0) -> list[str]:
     """Create the document and dead-letter topics when missing.
 

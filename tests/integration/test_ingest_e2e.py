@@ -13,22 +13,14 @@ import pytest
 from khabar import ops, submit
 from khabar.config import KhabarConfig
 from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
+from khabar.connectors.kafka import send_records
 from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 
 
 def _produce(cfg: KhabarConfig, items: Sequence[tuple[bytes | None, bytes]]) -> None:
-    ensure_topics(cfg.kafka)
-    prod = producer(cfg.kafka)
-    try:
-        futures = [prod.send(cfg.kafka.topic, key=k, value=v) for k, v in items]
-        prod.flush()
-        for f in futures:
-            f.get(timeout=60)
-    finally:
-        prod.close(timeout=10)
+    send_records(cfg.kafka, items)
 
 
 def _ids(cfg: KhabarConfig, kind: str) -> list[str]:
