@@ -18,23 +18,14 @@ import pytest
 from khabar import dashboards, submit
 from khabar.config import KhabarConfig
 from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
+from khabar.connectors.kafka import send_records
 from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 
 
 def _index_samples(cfg: KhabarConfig, sample_paths: list[Path]) -> None:
-    ensure_topics(cfg.kafka)
-    prod = producer(cfg.kafka)
-    try:
-        futures = [prod.send(cfg.kafka.topic, key=k, value=v)
-                   for k, v in (submit.encode(m) for m, _ in submit.iter_messages([str(p) for p in sample_paths]))]
-        prod.flush()
-        for f in futures:
-            f.get(timeout=60)
-    finally:
-        prod.close(timeout=10)
+    send_records(cfg.kafka, [submit.encode(m) for m, _ in submit.iter_messages([str(p) for p in sample_paths])])
     result = run(cfg, bounded=True)
     assert "DONE" in result.state and result.counters.get("enriched") == len(sample_paths), result.counters
 

@@ -15,23 +15,14 @@ import pytest
 from khabar import submit
 from khabar.config import KhabarConfig
 from khabar.connectors.elasticsearch import open_client
-from khabar.connectors.kafka import ensure_topics, producer
+from khabar.connectors.kafka import send_records
 from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 
 
 def _produce(cfg: KhabarConfig, paths: list[Path]) -> None:
-    ensure_topics(cfg.kafka)
-    prod = producer(cfg.kafka)
-    try:
-        futures = [prod.send(cfg.kafka.topic, key=k, value=v)
-                   for k, v in (submit.encode(m) for m, _ in submit.iter_messages([str(p) for p in paths]))]
-        prod.flush()
-        for f in futures:
-            f.get(timeout=60)
-    finally:
-        prod.close(timeout=10)
+    send_records(cfg.kafka, [submit.encode(m) for m, _ in submit.iter_messages([str(p) for p in paths])])
 
 
 def _articles(cfg: KhabarConfig) -> dict[str, dict[str, Any]]:
