@@ -457,7 +457,7 @@ class _Prepared:
 
 
 _PREPARED: dict[int, tuple[list[Any], _Prepared]] = {}
-_PREPARED_MAX = 1024
+_PREPARED_MAX = 4096
 
 
 def _prepare(paragraphs: list[Any]) -> _Prepared:

@@ -40,7 +40,9 @@ __all__ = ["CandidateLookup", "EsCandidateLookup", "LinkStories", "candidate_que
 
 log = logging.getLogger(__name__)
 
-_SOURCE_FIELDS = ["id", "published_at", "story_id", "duplicate_of", "story_signature"]
+# The candidate search returns only these; signatures (~5 KB of JSON each, 30 candidates per article)
+# are fetched once per document version with ``mget`` and kept in the lookup's LRU.
+_HIT_FIELDS = ["id", "published_at", "story_id", "duplicate_of"]
 
 
 class CandidateLookup(Protocol):
@@ -97,29 +99,79 @@ def hit_to_candidate(source: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class EsCandidateLookup:
-    """Candidates from ``{prefix}-articles`` (the index the ingest pipeline writes)."""
+    """Candidates from ``{prefix}-articles`` (the index the ingest pipeline writes).
 
-    def __init__(self, cfg: ElasticsearchConfig, *, window_days: int = 365, size: int = 30) -> None:
+    The search asks for ids, story fields and each hit's ``_seq_no``/``_primary_term`` only; the
+    signatures of hits it has not seen at that version come in one ``mget`` and stay in an LRU of
+    ``cache_size`` entries. The same earlier articles are candidates for many later ones, so most
+    lookups decode no signature at all (decoding them was most of the linking step's CPU).
+    """
+
+    def __init__(self, cfg: ElasticsearchConfig, *, window_days: int = 365, size: int = 30,
+                 cache_size: int = 2000) -> None:
         self._cfg = cfg
         self._window_days = window_days
         self._size = size
+        self._cache_size = cache_size
         self._client: Any = None
+        self._sigs: OrderedDict[tuple[str, str], tuple[tuple[Any, Any], Mapping[str, Any]]] = OrderedDict()
 
     def open(self) -> None:
         from khabar.connectors.elasticsearch import open_client
 
         self._client = open_client(self._cfg)
+        self._sigs = OrderedDict()
 
     @staticmethod
     def _searchable(signature: Mapping[str, Any]) -> bool:
         return bool(stories.lookup_keys(signature)["claim_ids"] or signature.get("bands")
                     or signature.get("entities"))
 
+    def _body(self, signature: Mapping[str, Any]) -> dict[str, Any]:
+        return {"query": candidate_query(signature, self._window_days), "size": self._size,
+                "_source": _HIT_FIELDS, "seq_no_primary_term": True}
+
     @staticmethod
-    def _candidates(res: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _key(doc: Mapping[str, Any]) -> tuple[tuple[str, str], tuple[Any, Any]]:
+        return (str(doc.get("_index")), str(doc.get("_id"))), (doc.get("_seq_no"), doc.get("_primary_term"))
+
+    def _fetch_missing(self, hit_lists: Sequence[Sequence[Mapping[str, Any]]]) -> None:
+        """``mget`` the signatures of hits not cached at their version (one round trip)."""
+        missing: dict[tuple[str, str], None] = {}
+        for hits in hit_lists:
+            for hit in hits:
+                if isinstance((hit.get("_source") or {}).get("story_signature"), Mapping):
+                    continue  # a store that returns the signature with the hit needs no fetch
+                key, version = self._key(hit)
+                got = self._sigs.get(key)
+                if got is None or got[0] != version:
+                    missing[key] = None
+        if not missing:
+            return
+        res = self._client.mget(docs=[{"_index": i, "_id": d} for i, d in missing], source=["story_signature"])
+        for doc in res.get("docs", []):
+            sig = (doc.get("_source") or {}).get("story_signature") if doc.get("found") else None
+            key, version = self._key(doc)
+            if isinstance(sig, Mapping):
+                self._sigs[key] = (version, sig)
+                self._sigs.move_to_end(key)
+            else:
+                self._sigs.pop(key, None)
+        while len(self._sigs) > self._cache_size:
+            self._sigs.popitem(last=False)
+
+    def _candidates(self, hits: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out = []
-        for hit in res["hits"]["hits"]:
-            cand = hit_to_candidate(hit.get("_source") or {})
+        for hit in hits:
+            source = hit.get("_source") or {}
+            if not isinstance(source.get("story_signature"), Mapping):
+                got = self._sigs.get(self._key(hit)[0])
+                if got is None:
+                    continue  # deleted between the search and the mget
+                # A newer version fetched by mget is still this article's signature; the story
+                # fields come from the search, which is at least as fresh as the cache.
+                source = {**source, "story_signature": got[1]}
+            cand = hit_to_candidate(source)
             if cand is not None:
                 out.append(cand)
         return out
@@ -127,17 +179,17 @@ class EsCandidateLookup:
     def search(self, signature: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not self._searchable(signature):
             return []
+        body = self._body(signature)
         res = self._client.search(
-            index=self._cfg.index("articles"),
-            query=candidate_query(signature, self._window_days),
-            size=self._size,
-            source=_SOURCE_FIELDS,
-            ignore_unavailable=True,
+            index=self._cfg.index("articles"), query=body["query"], size=body["size"], source=_HIT_FIELDS,
+            seq_no_primary_term=True, ignore_unavailable=True,
         )
-        return self._candidates(res)
+        hits = res["hits"]["hits"]
+        self._fetch_missing([hits])
+        return self._candidates(hits)
 
     def search_many(self, signatures: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]] | Exception]:
-        """Candidates of each signature with one ``msearch``; a failed item is its exception."""
+        """Candidates of each signature with one ``msearch`` (and one ``mget``); a failed item is its exception."""
         out: list[list[dict[str, Any]] | Exception] = [[] for _ in signatures]
         asked = [k for k, sig in enumerate(signatures) if self._searchable(sig)]
         if not asked:
@@ -145,23 +197,24 @@ class EsCandidateLookup:
         searches: list[dict[str, Any]] = []
         for k in asked:
             searches.append({"index": self._cfg.index("articles"), "ignore_unavailable": True})
-            searches.append({"query": candidate_query(signatures[k], self._window_days), "size": self._size,
-                             "_source": _SOURCE_FIELDS})
+            searches.append(self._body(signatures[k]))
         res = self._client.msearch(searches=searches)
         responses = res["responses"]
         if len(responses) != len(asked):
             raise RuntimeError(f"msearch answered {len(responses)} of {len(asked)} searches")
+        self._fetch_missing([item["hits"]["hits"] for item in responses if not item.get("error")])
         for k, item in zip(asked, responses, strict=True):
             if item.get("error"):
                 out[k] = RuntimeError(f"candidate search failed: {item['error']}")
             else:
-                out[k] = self._candidates(item)
+                out[k] = self._candidates(item["hits"]["hits"])
         return out
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._sigs = OrderedDict()
 
 
 class _LinkStoriesFn(beam.DoFn):

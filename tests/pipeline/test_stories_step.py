@@ -184,3 +184,71 @@ def test_lookups_are_batched_and_a_batch_sees_itself(articles: dict[str, dict[st
     assert [r["article"] for r in by_id["001"]["reuses"]] == ["000"]
     assert by_id["003-copy"]["duplicate_of"] == "003"
     assert len({a["story_id"] for a in out}) == 1
+
+
+class _StoreClient:
+    """Elasticsearch stand-in holding article documents: ``msearch`` returns every stored hit without
+    its signature (as the lookup asks), ``mget`` returns signatures; both are counted."""
+
+    def __init__(self, docs: dict[str, dict[str, Any]]) -> None:
+        self.docs = docs
+        self.seq = dict.fromkeys(docs, 0)
+        self.mget_ids: list[list[str]] = []
+
+    def _hit(self, i: str) -> dict[str, Any]:
+        src = {k: self.docs[i].get(k) for k in ("id", "published_at", "story_id", "duplicate_of")}
+        return {"_index": "khabar-articles", "_id": i, "_seq_no": self.seq[i], "_primary_term": 1, "_source": src}
+
+    def msearch(self, *, searches: list[dict[str, Any]]) -> dict[str, Any]:
+        bodies = searches[1::2]
+        assert all(b["_source"] == ["id", "published_at", "story_id", "duplicate_of"] for b in bodies)
+        return {"responses": [{"hits": {"hits": [self._hit(i) for i in self.docs]}} for _ in bodies]}
+
+    def mget(self, *, docs: list[dict[str, Any]], source: list[str]) -> dict[str, Any]:
+        assert source == ["story_signature"]
+        self.mget_ids.append(sorted(d["_id"] for d in docs))
+        out = []
+        for d in docs:
+            i = d["_id"]
+            if i not in self.docs:
+                out.append({"_index": d["_index"], "_id": i, "found": False})
+                continue
+            out.append({"_index": d["_index"], "_id": i, "found": True, "_seq_no": self.seq[i], "_primary_term": 1,
+                        "_source": {"story_signature": self.docs[i]["story_signature"]}})
+        return {"docs": out}
+
+    def close(self) -> None:
+        pass
+
+
+def test_es_lookup_fetches_each_signature_once_per_version(articles: dict[str, dict[str, Any]]) -> None:
+    from khabar.pipelines.stories import EsCandidateLookup
+
+    docs = {}
+    for k in ("000", "004"):
+        sig = stories.signature(articles[k])
+        docs[k] = {"id": k, "published_at": None, "story_id": f"s-{k}", "duplicate_of": None, "story_signature": sig}
+    client = _StoreClient(docs)
+    lookup = EsCandidateLookup(CFG.elasticsearch, cache_size=10)
+    lookup.open = lambda: setattr(lookup, "_client", client)  # type: ignore[method-assign]
+    lookup.open()
+    probe = [stories.signature(articles["001"]), stories.signature(articles["002"])]
+    first = lookup.search_many(probe)
+    assert client.mget_ids == [["000", "004"]]
+    expected = [hit_to_candidate(docs[k]) for k in ("000", "004")]
+    assert first == [expected, expected]
+    # The same hits again: no fetch. A new version of 000 (story field changed): only 000 is fetched.
+    assert lookup.search_many(probe) == first and len(client.mget_ids) == 1
+    docs["000"]["story_id"] = "s-new"
+    client.seq["000"] += 1
+    again = lookup.search_many(probe[:1])
+    assert client.mget_ids[1:] == [["000"]]
+    assert again[0][0]["story_id"] == "s-new"
+    # A document deleted between the search and the fetch is simply not a candidate.
+    client.seq["004"] += 1
+    real = client.docs
+    client.docs = {k: v for k, v in real.items() if k != "004"}
+    client.msearch = lambda *, searches: {"responses": [  # type: ignore[method-assign]
+        {"hits": {"hits": [_StoreClient._hit(client, "000"), {**_StoreClient._hit(_StoreClient(real), "004"),
+                                                               "_seq_no": 5}]}}]}
+    assert [c["id"] for c in lookup.search_many(probe[:1])[0]] == ["000"]
