@@ -31,6 +31,7 @@ __all__ = ["claim_id", "extract_claims"]
 
 DATA = Path(__file__).resolve().parent / "data" / "quotes" / "claims.json"
 _WORD = r"[^\W_]"
+_BOUND_RE = re.compile(r"[.!?\n]")
 
 
 @dataclass
@@ -171,7 +172,7 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
             return True
         return e[0] > 0 and m[e[0] - 1] == "ب" and (e[0] < 2 or not m[e[0] - 2].isalnum())
 
-    bounds = [i for i, ch in enumerate(m) if ch in ".!?\n"]
+    bounds = [mt.start() for mt in _BOUND_RE.finditer(m)]
 
     def sentence(p: int) -> tuple[int, int]:
         i = bisect_left(bounds, p)

@@ -31,6 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
+
 from khabar.normalize import Normalized, match_key, normalize
 
 __all__ = ["extract_quotes", "quote_id"]
@@ -40,6 +42,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "quotes"
 _WORD = r"[^\W_]"
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _BOUNDARY_CHARS = ".!?\n"
+_BOUNDARY_RE = re.compile(r"[.!?\n]")
 # Marks that open/close quotes, by family: pairs are only formed inside a family, so «» nests in “”.
 _FAMILY = {"«": "g", "»": "g", "“": "c", "”": "c", "„": "c", "‟": "c", '"': "a", "＂": "a"}
 _MAX_DEPTH = 6  # deeper nesting is noise; bounding it keeps runs of opening marks linear
@@ -78,6 +81,8 @@ class _Lang:
     quote_noun_re: re.Pattern[str] | None
     from_source: tuple[str, ...]
     to_outlet_re: re.Pattern[str] | None
+    verb_keys: list[str] = field(default_factory=list)
+    according_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,26 +108,105 @@ class _Res:
     pronouns: frozenset[str]
     relatives: frozenset[str]
     according_any_re: re.Pattern[str]
+    outlets_keys: list[str] = field(default_factory=list)
     one_of: frozenset[str] = frozenset({"يكي", "احد"})
     of_words: frozenset[str] = frozenset({"از", "من"})
     pronoun_re: re.Pattern[str] = field(default=re.compile(r"(?!)"))
     continuation_re: re.Pattern[str] = field(default=re.compile(r"(?!)"))
 
 
+def _keys(forms: Iterable[str]) -> list[str]:
+    """Folded forms, longest first (the order in which an alternation of them must try them)."""
+    return sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
+
+
 def _alt(forms: Iterable[str]) -> str:
     """Alternation of folded forms, longest first; a space also matches a lost half-space."""
-    keys = sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
-    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in keys) or "(?!)"
+    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in _keys(forms)) or "(?!)"
 
 
-def _words_re(forms: Iterable[str], prefix: str = "") -> re.Pattern[str]:
+def _split_clitic(forms: Iterable[str]) -> tuple[list[str], list[str]]:
     forms = list(forms)
     clitic = [f[:-2] + "ل" for f in forms if f.endswith(" ل")]
     plain = [f for f in forms if not f.endswith(" ل")]
+    return plain, clitic
+
+
+def _words_re(forms: Iterable[str], prefix: str = "") -> re.Pattern[str]:
+    plain, clitic = _split_clitic(forms)
     alts = [rf"(?:{_alt(plain)})(?!{_WORD})"]
     if clitic:
         alts.append(rf"(?:{_alt(clitic)})")
     return re.compile(rf"(?<!{_WORD}){prefix}(?:{'|'.join(alts)})")
+
+
+def _words_keys(forms: Iterable[str]) -> list[str]:
+    """The literal keys of :func:`_words_re` (for a :class:`_Scanner`)."""
+    plain, clitic = _split_clitic(forms)
+    return [*_keys(plain), *_keys(clitic)]
+
+
+def _spellings(key: str) -> list[str]:
+    """Every text an alternative built by :func:`_alt` from ``key`` matches: each space is optional."""
+    out = [""]
+    for k, part in enumerate(key.split(" ")):
+        out = [o + part for o in out] if k == 0 else [o + sep + part for o in out for sep in (" ", "")]
+    return out
+
+
+class _Scanner:
+    """The matches of several word regexes over a whole text, exactly as ``finditer`` finds them.
+
+    These regexes open with a lookbehind, so ``finditer`` tries every alternative at every character
+    of an article. An Aho-Corasick pass over their literal keys finds the few places where a match
+    can start (at a key, or up to ``max_prefix`` characters before it for a clitic prefix), and the
+    regex is tried only there, left to right, as ``finditer`` would. The regexes must never match
+    the empty string, and every match must contain a spelling of one of the keys (see
+    :func:`_spellings`) after at most ``max_prefix`` characters.
+    """
+
+    def __init__(self, specs: Sequence[tuple[re.Pattern[str], Iterable[str], int]]) -> None:
+        """Build the automaton.
+
+        Args:
+            specs: ``(regex, keys, max_prefix)`` per regex.
+        """
+        self._specs = [(rx, max_prefix) for rx, _keys, max_prefix in specs]
+        which: dict[str, set[int]] = {}
+        for i, (_rx, keys, _p) in enumerate(specs):
+            for key in keys:
+                for sp in _spellings(key):
+                    which.setdefault(sp, set()).add(i)
+        self._auto: Any = None
+        if which:
+            self._auto = ahocorasick.Automaton()
+            for sp, ids in which.items():
+                self._auto.add_word(sp, (len(sp) - 1, tuple(sorted(ids))))
+            self._auto.make_automaton()
+
+    def scan(self, text: str) -> list[list[re.Match[str]]]:
+        """All matches of each regex in ``text``, in the order of the specs."""
+        starts: list[set[int]] = [set() for _ in self._specs]
+        if self._auto is not None:
+            for end, (back, ids) in self._auto.iter(text):
+                for i in ids:
+                    starts[i].add(end - back)
+        out = []
+        for (rx, max_prefix), keys_at in zip(self._specs, starts, strict=True):
+            cands = set(keys_at)
+            for k in range(1, max_prefix + 1):
+                cands.update(q - k for q in keys_at if q >= k)
+            found = []
+            pos = 0
+            for c in sorted(cands):
+                if c < pos:
+                    continue
+                mt = rx.match(text, c)
+                if mt is not None:
+                    found.append(mt)
+                    pos = mt.end()
+            out.append(found)
+        return out
 
 
 def _read_tsv(name: str) -> dict[str, tuple[str, str]]:
@@ -162,6 +246,8 @@ def _res() -> _Res:
             quote_noun_re=_words_re(spec["quote_noun"]) if spec.get("quote_noun") else None,
             from_source=tuple(match_key(f) for f in spec["from_source"]),
             to_outlet_re=None,
+            verb_keys=_keys(forms),
+            according_keys=_words_keys(spec["according_to"]) if spec.get("according_to") else [],
         )
     outlets = _read_tsv("outlets.tsv")
     affiliations = _read_tsv("affiliations.tsv")
@@ -190,9 +276,25 @@ def _res() -> _Res:
             [*cues["ar"]["according_to"], *cues["fa"]["according_to"], *cues["report_via"]["ar"],
              *cues["report_via"]["fa"]], "و?"),
     )
+    res.outlets_keys = _words_keys(outlets)
     res.pronoun_re = _words_re(cues["pronoun_subjects"])
     res.continuation_re = re.compile(_alt(cues["continuation_cues"]))
     return res
+
+
+_NEVER = re.compile(r"(?!)")
+
+
+@lru_cache(maxsize=4)
+def _scanner(lang_keys: tuple[str, ...]) -> _Scanner:
+    """One pass for the whole-text scans: the verb cues, then "according to", of each language, then outlets."""
+    res = _res()
+    langs = [res.langs[k] for k in lang_keys]
+    return _Scanner([
+        *((lang.verb_re, lang.verb_keys, 1) for lang in langs),
+        *((lang.according_re or _NEVER, lang.according_keys, 1) for lang in langs),
+        (res.outlets_re, res.outlets_keys, 1),
+    ])
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,6 +330,10 @@ class _Doc:
     cue_index: list[tuple[re.Match[str], _Cue]] | None = None
     cue_index_starts: list[int] = field(default_factory=list)
     quote_inner: bytearray = field(default_factory=bytearray)  # 1 inside a closed quote (match form)
+    # Whole-text matches, per language of ``langs``: reporting verbs and "according to"; outlet names.
+    verb_hits: list[list[re.Match[str]]] = field(default_factory=list)
+    according_hits: list[list[re.Match[str]]] = field(default_factory=list)
+    outlet_hits: list[re.Match[str]] = field(default_factory=list)
 
     def in_quote(self, p: int) -> bool:
         return 0 <= p < len(self.quote_inner) and bool(self.quote_inner[p])
@@ -277,6 +383,9 @@ def _build_doc(
     doc.mentions.sort(key=lambda x: (x.start, -x.end))
     doc.mention_starts = [x.start for x in doc.mentions]
     doc.excluded = [(doc.to_m(a), doc.to_m(b)) for a, b in exclude]
+    hits = _scanner(tuple(lang_keys)).scan(m)
+    n = len(lang_keys)
+    doc.verb_hits, doc.according_hits, doc.outlet_hits = hits[:n], hits[n : 2 * n], hits[2 * n]
     return doc
 
 
@@ -393,10 +502,13 @@ def _boundaries(m: str, spans: list[tuple[int, int, bool]]) -> list[int]:
         if closed:
             inside[o + 1 : c] = b"\x01" * (c - o - 1)
     out = []
-    for i, ch in enumerate(m):
-        if ch == "\n" or (ch in ".!?" and not inside[i]):
-            if ch == "." and 0 < i < len(m) - 1 and m[i - 1].isdigit() and m[i + 1].isdigit():
-                continue
+    last = len(m) - 1
+    for mt in _BOUNDARY_RE.finditer(m):
+        i = mt.start()
+        ch = m[i]
+        if ch == "\n":
+            out.append(i)
+        elif not inside[i] and not (ch == "." and 0 < i < last and m[i - 1].isdigit() and m[i + 1].isdigit()):
             out.append(i)
     return out
 
@@ -728,7 +840,7 @@ def _note_outlets(doc: _Doc) -> None:
     for men in doc.mentions:
         if men.id in res.outlet_ids:
             found.append((men.start, {"entity_id": men.id, "name": _entity_name(men.entity)}))
-    for mt in res.outlets_re.finditer(doc.m):
+    for mt in doc.outlet_hits:
         key = mt.group() if mt.group() in res.outlets else mt.group()[1:]
         if key in res.outlets:
             eid, name = res.outlets[key]
@@ -755,8 +867,8 @@ def _find_cues(doc: _Doc, s: int, e: int) -> list[tuple[re.Match[str], _Cue]]:
     """Reporting cues starting in ``[s, e)`` (found once per document, then sliced)."""
     if doc.cue_index is None:
         found = []
-        for lang in doc.langs:
-            for mt in lang.verb_re.finditer(doc.m):
+        for lang, hits in zip(doc.langs, doc.verb_hits, strict=True):
+            for mt in hits:
                 cue = lang.verbs.get(mt.group("cue").replace(" ", ""))
                 if cue:
                     found.append((mt, cue))
@@ -1344,10 +1456,10 @@ def extract_quotes(
             quotes.append(q)
 
     # "به گفته X، …" / "وفقا لـX، …" at the head of a sentence.
-    for lang in doc.langs:
+    for lang, hits in zip(doc.langs, doc.according_hits, strict=True):
         if lang.according_re is None:
             continue
-        for mt in lang.according_re.finditer(m):
+        for mt in hits:
             if quote_inner[mt.start()] or doc.is_excluded(mt.start(), mt.end()):
                 continue
             ss = doc.sent_start(mt.start())
