@@ -24,10 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -506,10 +508,9 @@ def _boundaries(m: str, spans: list[tuple[int, int, bool]]) -> list[int]:
     for mt in _BOUNDARY_RE.finditer(m):
         i = mt.start()
         ch = m[i]
-        if ch == "\n":
-            out.append(i)
-        elif not inside[i] and not (ch == "." and 0 < i < last and m[i - 1].isdigit() and m[i + 1].isdigit()):
-            out.append(i)
+        if ch != "\n" and (inside[i] or (ch == "." and 0 < i < last and m[i - 1].isdigit() and m[i + 1].isdigit())):
+            continue  # inside a quote, or a decimal point
+        out.append(i)
     return out
 
 
@@ -548,7 +549,7 @@ def _np_forward(doc: _Doc, s: int, e: int, max_tokens: int = 9) -> tuple[int, in
         if n and '"' in gap and not any(c in gap for c in ',:;()\n[]'):
             # A short quoted name inside the phrase: وكالة “فارس” شبه الرسمية.
             close = m.find('"', mt.start(), min(e, mt.start() + 40))
-            if close > 0 and _word_count(m[mt.start() : close]) <= 3:
+            if close > 0 and _word_count(m, 4, mt.start(), close) <= 3:
                 skip_to = close
                 end = pos = mt.end()
                 continue
@@ -650,7 +651,7 @@ def _np_backward_subject(doc: _Doc, s: int, e: int, adjacent: bool = False, retr
     if s > ss and not retry:
         return _np_backward_subject(doc, ss, e, retry=True)
     # "واشینگتن می گوید …": a short phrase right before the verb is its subject.
-    if np and _word_count(m[np[0] : e]) <= 2 and np[1] >= e - 2:
+    if np and _word_count(m, 3, np[0], e) <= 2 and np[1] >= e - 2:
         return np
     return None
 
@@ -933,7 +934,7 @@ def _colon_after(doc: _Doc, mt: re.Match[str], attr: _Attr) -> int:
     if k < 0:
         return -1
     gap = m[p:k]
-    if any(ch in gap for ch in '."\n') or _word_count(gap) > 6:
+    if any(ch in gap for ch in '."\n') or _word_count(gap, 7) > 6:
         return -1
     if any(lang.compl_re.search(m, p, k) for lang in doc.langs):
         return -1
@@ -1139,16 +1140,16 @@ def _report_via(doc: _Doc, p: int) -> dict[str, Any] | None:
 # Direct quotes
 
 
-def _word_count(s: str) -> int:
-    return len(_TOKEN_RE.findall(s))
+def _word_count(s: str, cap: int, pos: int = 0, endpos: int = sys.maxsize) -> int:
+    """Words in ``s[pos:endpos]``, counted up to ``cap``: callers only compare it with small numbers."""
+    return len(list(islice(_TOKEN_RE.finditer(s, pos, endpos), cap)))
 
 
-def _is_name_like(doc: _Doc, o: int, c: int, closed: bool) -> bool:
-    """A quoted span that is a name, title or scare-quoted word rather than speech."""
+def _is_name_like(doc: _Doc, o: int, c: int, closed: bool, n: int) -> bool:
+    """A quoted span that is a name, title or scare-quoted word rather than speech (``n`` words, up to 9)."""
     res = _res()
     m = doc.m
     inner_s, inner_e = o + 1, c
-    n = _word_count(m[inner_s:inner_e])
     if n == 0:
         return True
     mens = doc.mentions_in(inner_s, inner_e)
@@ -1281,7 +1282,7 @@ def _out(doc: _Doc, kind: str, s: int, e: int, attr: _Attr) -> dict[str, Any] | 
     text = doc.text[a:b]
     cue_span = list(doc.src(*attr.cue_span)) if attr.cue_span else None
     stance = attr.stance
-    if _word_count(text) <= 2 and match_key(text).strip(" .!") in _res().bare_negative:
+    if _word_count(text, 3) <= 2 and match_key(text).strip(" .!") in _res().bare_negative:
         stance = "deny"
     return {
         "id": quote_id(a, b, text),
@@ -1354,9 +1355,8 @@ def extract_quotes(
     for o, c, closed in spans:
         if doc.is_excluded(o, c) or any(a <= o and c <= b for a, b in direct_spans):
             continue
-        inner = m[o + 1 : c]
-        n_words = _word_count(inner)
-        if _is_name_like(doc, o, c, closed):
+        n_words = _word_count(m, 9, o + 1, c)
+        if _is_name_like(doc, o, c, closed, n_words):
             continue
         ss = doc.sent_start(o)
         lo = bisect_left(cue_starts, max(ss, o - _BACK))
@@ -1416,7 +1416,7 @@ def extract_quotes(
             nx = cue_starts[k]
             if nx >= se:
                 break
-            if _word_count(m[start:nx]) > 4:
+            if _word_count(m, 5, start, nx) > 4:
                 # A cue in a later sentence starts a new statement with its own subject.
                 end = max(start, doc.sent_start(nx)) if doc.sent_start(nx) > start else nx
                 break
@@ -1441,9 +1441,10 @@ def extract_quotes(
         seg = m[start:end]
         lead = len(seg) - len(seg.lstrip(" ,:-"))
         start += lead
-        if _word_count(m[start:end]) < 2 and cue.stance == "assert":
+        n_content = _word_count(m, 2, start, end)
+        if n_content < 2 and cue.stance == "assert":
             continue
-        if _word_count(m[start:end]) < 1:
+        if n_content < 1:
             continue
         # A content clause that is itself a direct quote is already reported.
         if any(a <= start + 1 and end <= b + 2 for a, b in direct_spans) or (
@@ -1477,7 +1478,7 @@ def extract_quotes(
                 continue
             q = _out(doc, "indirect", comma + 1, se, _Attr(sp, None, m[mt.start() : mt.end()],
                                                            (mt.start(), mt.end()), "assert"))
-            if q and _word_count(q["text"]) >= 3:
+            if q and _word_count(q["text"], 3) >= 3:
                 quotes.append(q)
 
     # One quote per span; the first reading wins.
