@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from khabar.normalize import match_key, normalize
-from khabar.quotes import _Scanner
+from khabar.quotes import _Scanner, _word_alt
 
 __all__ = ["claim_id", "extract_claims"]
 
@@ -56,7 +56,7 @@ def _alt(forms: Sequence[str]) -> str:
 
 
 def _words(forms: Sequence[str]) -> re.Pattern[str]:
-    return re.compile(rf"(?<!{_WORD})(?:{_alt(forms)})(?!{_WORD})")
+    return re.compile(_word_alt([(_keys(forms), f"(?!{_WORD})")]))
 
 
 @lru_cache(maxsize=1)

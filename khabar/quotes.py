@@ -60,6 +60,7 @@ _RECENT_WINDOW = 1200  # how far back a pronoun or dropped subject looks for its
 _MAX_QUOTE_PARAS = 3  # an unclosed quote may continue over this many unmarked paragraphs
 _LOOKAHEAD_MARKS = 40
 _PARA_CAP = 1500  # content after "X said:" runs to the paragraph end, at most this far
+_MAX_FIRST_CHARS = 12  # see _word_alt
 _MAX_CUES = 1500  # real articles have tens; more is junk, and each costs a bounded amount of work
 
 
@@ -122,9 +123,14 @@ def _keys(forms: Iterable[str]) -> list[str]:
     return sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
 
 
+def _lit(key: str) -> str:
+    """Regex for a folded key: a space also matches a lost half-space."""
+    return re.escape(key).replace(r"\ ", " ?")
+
+
 def _alt(forms: Iterable[str]) -> str:
     """Alternation of folded forms, longest first; a space also matches a lost half-space."""
-    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in _keys(forms)) or "(?!)"
+    return "|".join(map(_lit, _keys(forms))) or "(?!)"
 
 
 def _split_clitic(forms: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -134,12 +140,53 @@ def _split_clitic(forms: Iterable[str]) -> tuple[list[str], list[str]]:
     return plain, clitic
 
 
+def _word_alt(branches: Sequence[tuple[list[str], str]], prefix: str = "") -> str:
+    """``(?<!W)[prefix]?(?:(?:keys1)tail1|(?:keys2)tail2…)``, written so that ``re`` searches it fast.
+
+    A regex that opens with a lookbehind is tried, alternative by alternative, at every word start.
+    This one opens with the first character of each key (and of each prefix), so the engine skips
+    to the characters that can start a match and only tries the keys that start with that
+    character. Alternatives with different first characters never match at the same place, and
+    the keys of one first character keep their order, so every match is the same as the plain
+    alternation's: the same spans in the same order of preference (also under ``fullmatch``).
+    The lookbehind comes after the first character, one character wider. When the keys start
+    with many different letters, most characters of a text start a try and the plain form is
+    faster: it is kept then.
+
+    Args:
+        branches: ``(keys, tail)``: folded keys in order of preference (:func:`_keys`), and a
+            regex that must follow them.
+        prefix: characters of an optional one-character prefix (a clitic such as و).
+    """
+    by_first: dict[str, list[list[str]]] = {}
+    for b, (keys, _tail) in enumerate(branches):
+        for k in keys:
+            by_first.setdefault(k[0], [[] for _ in branches])[b].append(_lit(k[1:]))
+    if not by_first:
+        return "(?!)"
+    if len(by_first) + len(prefix) > _MAX_FIRST_CHARS:
+        pre = f"[{re.escape(prefix)}]?" if prefix else ""
+        alts = "|".join(f"(?:{'|'.join(map(_lit, keys)) or '(?!)'}){tail}" for keys, tail in branches)
+        return rf"(?<!{_WORD}){pre}(?:{alts})"
+
+    def rest(c: str) -> str:
+        alts = by_first[c]
+        return "|".join(f"(?:{'|'.join(a)}){tail}" for a, (_keys, tail) in zip(alts, branches, strict=True) if a)
+
+    after = rf"(?<!{_WORD}.)"
+    bare = "|".join(f"{re.escape(c)}(?:{rest(c)})" for c in by_first)
+    firsts = [f"{re.escape(p)}{after}(?:{bare})" for p in prefix]
+    firsts += [f"{re.escape(c)}{after}(?:{rest(c)})" for c in by_first]
+    return f"(?:{'|'.join(firsts)})"
+
+
 def _words_re(forms: Iterable[str], prefix: str = "") -> re.Pattern[str]:
+    """Whole words (or a clitic ``X ل`` glued to the next word) of ``forms``, after an optional prefix character."""
     plain, clitic = _split_clitic(forms)
-    alts = [rf"(?:{_alt(plain)})(?!{_WORD})"]
+    branches = [(_keys(plain), f"(?!{_WORD})")]
     if clitic:
-        alts.append(rf"(?:{_alt(clitic)})")
-    return re.compile(rf"(?<!{_WORD}){prefix}(?:{'|'.join(alts)})")
+        branches.append((_keys(clitic), ""))
+    return re.compile(_word_alt(branches, prefix))
 
 
 def _words_keys(forms: Iterable[str]) -> list[str]:
@@ -243,8 +290,8 @@ def _res() -> _Res:
             verbs=verbs,
             verb_re=verb_re,
             compl_re=_words_re(spec["complementizers"]),
-            according_re=_words_re(spec["according_to"], "و?") if spec.get("according_to") else None,
-            report_via_re=_words_re(cues["report_via"][lang], "و?"),
+            according_re=_words_re(spec["according_to"], "و") if spec.get("according_to") else None,
+            report_via_re=_words_re(cues["report_via"][lang], "و"),
             quote_noun_re=_words_re(spec["quote_noun"]) if spec.get("quote_noun") else None,
             from_source=tuple(match_key(f) for f in spec["from_source"]),
             to_outlet_re=None,
@@ -259,24 +306,24 @@ def _res() -> _Res:
         adjectives={match_key(k): v for k, v in lex["adjectives"].items()},
         outlet_heads=frozenset(match_key(w) for w in lex["outlet_heads"]),
         outlet_heads_re=_words_re(lex["outlet_heads"]),
-        outlet_anaphora_re=_words_re(lex["outlet_anaphora"], "و?"),
+        outlet_anaphora_re=_words_re(lex["outlet_anaphora"], "و"),
         unnamed_re=_words_re(lex["unnamed_markers"]),
         naming_before=frozenset(match_key(w) for w in lex["naming_context_before"]),
-        naming_before_re=re.compile(rf"(?<!{_WORD})(?:{_alt(lex['naming_context_before'])})\W*\Z"),
+        naming_before_re=re.compile(_word_alt([(_keys(lex["naming_context_before"]), r"\W*\Z")])),
         naming_after_re=re.compile(rf"\W*(?:{_alt(lex['naming_context_after'])})(?!{_WORD})"),
         stops=frozenset(match_key(w) for w in lex["speaker_stops"]),
         connectives_re=re.compile(rf"(?:\W*(?<!{_WORD})(?:{_alt(lex['leading_connectives'])})(?!{_WORD}))+\W*"),
         outlets=outlets,
         outlet_ids=frozenset(v[0] for v in outlets.values()),
-        outlets_re=_words_re(outlets, "[لو]?"),
+        outlets_re=_words_re(outlets, "لو"),
         affiliations=affiliations,
-        affiliations_re=_words_re(affiliations, "[لو]?"),
+        affiliations_re=_words_re(affiliations, "لو"),
         bare_negative=frozenset(match_key(w) for w in cues["bare_negative_answers"]),
         pronouns=frozenset(match_key(w) for w in cues["pronoun_subjects"]),
         relatives=frozenset(match_key(w) for w in lex["relative_pronouns"]),
         according_any_re=_words_re(
             [*cues["ar"]["according_to"], *cues["fa"]["according_to"], *cues["report_via"]["ar"],
-             *cues["report_via"]["fa"]], "و?"),
+             *cues["report_via"]["fa"]], "و"),
     )
     res.outlets_keys = _words_keys(outlets)
     res.pronoun_re = _words_re(cues["pronoun_subjects"])
