@@ -769,15 +769,32 @@ def _affiliation(doc: _Doc, s: int, e: int) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _title_re(stems: tuple[str, ...]) -> re.Pattern[str]:
+    r"""``(?<!\w)stem1\w*\W+stem2\w*…``, written to open with the first stem, which re then finds fast.
+
+    The lookbehind after the stem is one character wider than the stem: the same condition on the
+    character before it (a stem has no line break for the dot to miss).
+    """
+    parts = [re.escape(k) + r"\w*" for k in stems]
+    if stems[0]:
+        parts[0] = re.escape(stems[0]) + rf"(?<!\w.{{{len(stems[0])}}})\w*"
+    else:
+        parts[0] = r"(?<!\w)\w*"
+    return re.compile(r"\W+".join(parts))
+
+
 def _title_coref(doc: _Doc, s: int, e: int) -> _Mention | None:
     """A person named earlier next to the same title (نائب وزير الخارجية … حسين أمير عبد اللهيان)."""
     res = _res()
     toks = _tokens(doc.m, s, e)
     if len(toks) < 2 or toks[0][0] not in res.roles:
         return None
-    key = [t for t, _a, _b in toks[:3]]
-    pat = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(k[:-1]) + r"\w*" for k in key))
-    for mt in pat.finditer(doc.m, 0, s):
+    stems = tuple(t[:-1] for t, _a, _b in toks[:3])
+    # Most titles are not repeated earlier: a stem missing there rules out a match without a regex.
+    if any(st and doc.m.find(st, 0, s) < 0 for st in stems):
+        return None
+    for mt in _title_re(stems).finditer(doc.m, 0, s):
         after = doc.mentions_in(mt.end(), mt.end() + 60)
         per = next((x for x in after if x.type == "PER"), None)
         if per:
