@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from khabar.normalize import match_key, normalize
-from khabar.quotes import _Scanner, _word_alt
+from khabar.quotes import _word_alt, whole_text_hits
 
 __all__ = ["claim_id", "extract_claims"]
 
@@ -39,7 +39,7 @@ _W_RE = re.compile(r"\w+")
 @dataclass
 class _Lex:
     triggers: dict[str, re.Pattern[str]]  # language -> regex with one named group per predicate
-    scanners: dict[str, _Scanner]  # language -> the triggers over a whole text, found faster
+    trigger_keys: dict[str, list[str]]  # language -> the literal keys of its trigger regex
     summaries: dict[str, tuple[str, str]]
     participant_types: dict[str, frozenset[str]]
     locatives: frozenset[str]
@@ -64,22 +64,28 @@ def _lex() -> _Lex:
     spec = json.loads(DATA.read_text(encoding="utf-8"))
     preds = spec["predicates"]
     triggers = {}
-    scanners = {}
+    trigger_keys = {}
     for lang in ("ar", "fa"):
         # Arabic triggers take the clitics و ب ل ف; they are matched as whole words after them.
         pre = "(?:[وفبل]|ال)?" if lang == "ar" else ""
         groups = "|".join(f"(?P<{p}>{_alt(v.get(lang, []))})" for p, v in preds.items())
         triggers[lang] = re.compile(rf"(?<!{_WORD}){pre}(?:{groups})(?!{_WORD})")
-        keys = [k for v in preds.values() for k in _keys(v.get(lang, []))]
-        scanners[lang] = _Scanner([(triggers[lang], keys, 2 if pre else 0)])
+        trigger_keys[lang] = [k for v in preds.values() for k in _keys(v.get(lang, []))]
     default = frozenset(spec.get("participant_types", ["PER"]))
     ptypes = {p: frozenset(spec.get("participant_types_by_predicate", {}).get(p, default)) for p in preds}
     neg = {lang: _words(v) for lang, v in spec["negations"].items()}
     ana = {lang: _words(v) for lang, v in spec["anaphoric"].items()}
     summaries = {p: (v["summary"], v.get("summary_one", v["summary"])) for p, v in preds.items()}
     locs = frozenset(match_key(w) for v in spec.get("locatives", {}).values() for w in v)
-    return _Lex(triggers=triggers, scanners=scanners, summaries=summaries, participant_types=ptypes, locatives=locs,
-                negation=neg, anaphoric=ana)
+    return _Lex(triggers=triggers, trigger_keys=trigger_keys, summaries=summaries, participant_types=ptypes,
+                locatives=locs, negation=neg, anaphoric=ana)
+
+
+def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int]:
+    """The trigger regex of ``lang`` for :class:`khabar.quotes._Scanner`: regex, literal keys, longest clitic prefix."""
+    lex = _lex()
+    # Arabic triggers take a clitic prefix of up to two letters (ال), Persian ones none.
+    return lex.triggers[lang], lex.trigger_keys[lang], 2 if lang == "ar" else 0
 
 
 def claim_id(predicate: str, participants: Sequence[str], place: str | None) -> str:
@@ -166,7 +172,9 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
 
     langs = [language] if language in lex.triggers else ["ar", "fa"]
     # Every claim needs a trigger: without one no quote gets a claim, so nothing else is worth doing.
-    found = [mt for lang in langs for mt in lex.scanners[lang].scan(m)[0]]
+    # extract_quotes has scanned this text for the triggers already (khabar.quotes.whole_text_hits).
+    hits = whole_text_hits(m, tuple(langs))
+    found = [mt for lang in langs for mt in hits["trigger", lang][0]]
     if not found:
         return []
     ents: list[tuple[int, int, str, str]] = []

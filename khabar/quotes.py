@@ -60,6 +60,8 @@ _RECENT_WINDOW = 1200  # how far back a pronoun or dropped subject looks for its
 _MAX_QUOTE_PARAS = 3  # an unclosed quote may continue over this many unmarked paragraphs
 _LOOKAHEAD_MARKS = 40
 _PARA_CAP = 1500  # content after "X said:" runs to the paragraph end, at most this far
+_NP_BREAK_RE = re.compile(r'[,:;"()\-\n\[\]]')
+_NP_BREAK_BUT_QUOTE_RE = re.compile(r"[,:;()\n\[\]]")
 _MAX_FIRST_CHARS = 12  # see _word_alt
 _MAX_CUES = 1500  # real articles have tens; more is junk, and each costs a bounded amount of work
 
@@ -203,6 +205,9 @@ def _spellings(key: str) -> list[str]:
     return out
 
 
+_ScanName = tuple[str, str]  # (what, language)
+
+
 class _Scanner:
     """The matches of several word regexes over a whole text, exactly as ``finditer`` finds them.
 
@@ -214,15 +219,16 @@ class _Scanner:
     :func:`_spellings`) after at most ``max_prefix`` characters.
     """
 
-    def __init__(self, specs: Sequence[tuple[re.Pattern[str], Iterable[str], int]]) -> None:
+    def __init__(self, specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]]) -> None:
         """Build the automaton.
 
         Args:
-            specs: ``(regex, keys, max_prefix)`` per regex.
+            specs: ``(regex, keys, max_prefix)`` per name.
         """
-        self._specs = [(rx, max_prefix) for rx, _keys, max_prefix in specs]
+        self._names = list(specs)
+        self._specs = [(rx, max_prefix) for rx, _keys, max_prefix in specs.values()]
         which: dict[str, set[int]] = {}
-        for i, (_rx, keys, _p) in enumerate(specs):
+        for i, (_rx, keys, _p) in enumerate(specs.values()):
             for key in keys:
                 for sp in _spellings(key):
                     which.setdefault(sp, set()).add(i)
@@ -233,8 +239,8 @@ class _Scanner:
                 self._auto.add_word(sp, (len(sp) - 1, tuple(sorted(ids))))
             self._auto.make_automaton()
 
-    def scan(self, text: str) -> list[list[re.Match[str]]]:
-        """All matches of each regex in ``text``, in the order of the specs."""
+    def scan(self, text: str) -> dict[_ScanName, tuple[list[re.Match[str]], set[int]]]:
+        """All matches of each regex in ``text``, and every place where it may match, by name."""
         starts: list[set[int]] = [set() for _ in self._specs]
         if self._auto is not None:
             for end, (back, ids) in self._auto.iter(text):
@@ -254,8 +260,8 @@ class _Scanner:
                 if mt is not None:
                     found.append(mt)
                     pos = mt.end()
-            out.append(found)
-        return out
+            out.append((found, cands))
+        return dict(zip(self._names, out, strict=True))
 
 
 def _read_tsv(name: str) -> dict[str, tuple[str, str]]:
@@ -336,33 +342,58 @@ _NEVER = re.compile(r"(?!)")
 
 @lru_cache(maxsize=4)
 def _scanner(lang_keys: tuple[str, ...]) -> _Scanner:
-    """One pass for the whole-text scans: the verb cues, then "according to", of each language, then outlets."""
+    """One pass for the whole-text scans, per language: verb cues, "according to", claim triggers; then outlets.
+
+    The claim triggers ride along because :func:`khabar.claims.extract_claims` runs on the same text
+    right after (see :func:`whole_text_hits`).
+    """
+    from khabar.claims import trigger_spec  # claims imports this module
+
     res = _res()
-    langs = [res.langs[k] for k in lang_keys]
-    return _Scanner([
-        *((lang.verb_re, lang.verb_keys, 1) for lang in langs),
-        *((lang.according_re or _NEVER, lang.according_keys, 1) for lang in langs),
-        (res.outlets_re, res.outlets_keys, 1),
-    ])
+    specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]] = {}
+    for k in lang_keys:
+        lang = res.langs[k]
+        specs["verb", k] = (lang.verb_re, lang.verb_keys, 1)
+        specs["according", k] = (lang.according_re or _NEVER, lang.according_keys, 1)
+        specs["trigger", k] = trigger_spec(k)
+    specs["outlet", ""] = (res.outlets_re, res.outlets_keys, 1)
+    return _Scanner(specs)
+
+
+_Hits = dict[_ScanName, tuple[list[re.Match[str]], set[int]]]
+_HITS: dict[tuple[str, tuple[str, ...]], _Hits] = {}
+_HITS_MAX = 4
+
+
+def whole_text_hits(m: str, lang_keys: tuple[str, ...]) -> _Hits:
+    """The scans of :func:`_scanner` over the match form ``m``, remembered for the last few texts.
+
+    Returns:
+        By ``(what, language)``: the matches (as ``finditer`` gives them) and the set of places where
+        a ``match`` of the regex may succeed. ``what`` is ``verb``, ``according`` or ``trigger``;
+        ``("outlet", "")`` has the outlet names.
+    """
+    key = (m, lang_keys)
+    hit = _HITS.get(key)
+    if hit is None:
+        hit = _scanner(lang_keys).scan(m)
+        if len(_HITS) >= _HITS_MAX:
+            _HITS.clear()
+        _HITS[key] = hit
+    return hit
 
 
 # --------------------------------------------------------------------------------------------
 # Document view: the match form, entity mentions and sentence boundaries in match coordinates
 
 
-@dataclass
+@dataclass(slots=True)
 class _Mention:
     start: int  # match-form offsets
     end: int
     entity: dict[str, Any]
-
-    @property
-    def type(self) -> str:
-        return str(self.entity.get("type", "")).upper()
-
-    @property
-    def id(self) -> str:
-        return str(self.entity.get("id"))
+    type: str  # upper case
+    id: str
 
 
 @dataclass
@@ -381,6 +412,7 @@ class _Doc:
     quote_inner: bytearray = field(default_factory=bytearray)  # 1 inside a closed quote (match form)
     # Whole-text matches, per language of ``langs``: reporting verbs and "according to"; outlet names.
     verb_hits: list[list[re.Match[str]]] = field(default_factory=list)
+    verb_cands: list[set[int]] = field(default_factory=list)  # every place where a verb_re.match may succeed
     according_hits: list[list[re.Match[str]]] = field(default_factory=list)
     outlet_hits: list[re.Match[str]] = field(default_factory=list)
 
@@ -424,17 +456,24 @@ def _build_doc(
     m = norm.match
     lang_keys = [language] if language in res.langs else ["ar", "fa"]
     doc = _Doc(text, norm, m, [res.langs[k] for k in lang_keys], [], [], [], [])
+    mmap, n_m = norm.match_map, len(m)
     for ent in entities or ():
-        for men in ent.get("mentions", ()) or ():
-            s, e = doc.to_m(int(men["start"])), doc.to_m(int(men["end"]))
+        mentions = ent.get("mentions", ()) or ()
+        if not mentions:
+            continue
+        etype, eid = str(ent.get("type", "")).upper(), str(ent.get("id"))
+        for men in mentions:
+            s, e = bisect_left(mmap, int(men["start"]), 0, n_m), bisect_left(mmap, int(men["end"]), 0, n_m)
             if e > s:
-                doc.mentions.append(_Mention(s, e, ent))
+                doc.mentions.append(_Mention(s, e, ent, etype, eid))
     doc.mentions.sort(key=lambda x: (x.start, -x.end))
     doc.mention_starts = [x.start for x in doc.mentions]
     doc.excluded = [(doc.to_m(a), doc.to_m(b)) for a, b in exclude]
-    hits = _scanner(tuple(lang_keys)).scan(m)
-    n = len(lang_keys)
-    doc.verb_hits, doc.according_hits, doc.outlet_hits = hits[:n], hits[n : 2 * n], hits[2 * n]
+    hits = whole_text_hits(m, tuple(lang_keys))
+    doc.verb_hits = [hits["verb", k][0] for k in lang_keys]
+    doc.verb_cands = [hits["verb", k][1] for k in lang_keys]
+    doc.according_hits = [hits["according", k][0] for k in lang_keys]
+    doc.outlet_hits = hits["outlet", ""][0]
     return doc
 
 
@@ -591,17 +630,18 @@ def _np_forward(doc: _Doc, s: int, e: int, max_tokens: int = 9) -> tuple[int, in
             end = pos = mt.end()
             continue
         gap = m[pos : mt.start()]
-        if not n and '"' in gap:
-            return None
-        if n and '"' in gap and not any(c in gap for c in ',:;()\n[]'):
-            # A short quoted name inside the phrase: وكالة “فارس” شبه الرسمية.
-            close = m.find('"', mt.start(), min(e, mt.start() + 40))
-            if close > 0 and _word_count(m, 4, mt.start(), close) <= 3:
-                skip_to = close
-                end = pos = mt.end()
-                continue
-        if n and any(c in gap for c in ',:;"()-\n[]'):
-            break
+        if gap != " ":  # the usual gap; the checks below are for punctuation
+            if not n and '"' in gap:
+                return None
+            if n and '"' in gap and not _NP_BREAK_BUT_QUOTE_RE.search(gap):
+                # A short quoted name inside the phrase: وكالة “فارس” شبه الرسمية.
+                close = m.find('"', mt.start(), min(e, mt.start() + 40))
+                if close > 0 and _word_count(m, 4, mt.start(), close) <= 3:
+                    skip_to = close
+                    end = pos = mt.end()
+                    continue
+            if n and _NP_BREAK_RE.search(gap):
+                break
         tok = mt.group()
         if tok == "ل":  # "قال المسؤول لـ«الشرق الأوسط»": a lone clitic preposition opens an addressee
             if not n:
@@ -726,7 +766,8 @@ def _has_speaker_head(doc: _Doc, s: int, e: int) -> bool:
 
 
 def _is_cue_token(doc: _Doc, p: int) -> bool:
-    return any(lang.verb_re.match(doc.m, p) for lang in doc.langs)
+    return any(p in cands and lang.verb_re.match(doc.m, p) for lang, cands in zip(doc.langs, doc.verb_cands,
+                                                                                   strict=True))
 
 
 def _outlet_at(doc: _Doc, s: int, e: int) -> bool:
