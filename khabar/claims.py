@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from khabar.normalize import match_key, normalize
-from khabar.quotes import _word_alt, whole_text_hits
+from khabar.quotes import _char_positions, _word_alt, whole_text_hits
 
 __all__ = ["claim_id", "extract_claims"]
 
 DATA = Path(__file__).resolve().parent / "data" / "quotes" / "claims.json"
 _WORD = r"[^\W_]"
-_BOUND_RE = re.compile(r"[.!?\n]")
 _W_RE = re.compile(r"\w+")
 
 
@@ -193,7 +192,7 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
             return True
         return e[0] > 0 and m[e[0] - 1] == "ب" and (e[0] < 2 or not m[e[0] - 2].isalnum())
 
-    bounds = [mt.start() for mt in _BOUND_RE.finditer(m)]
+    bounds = _char_positions(m, ".!?\n")
 
     def sentence(p: int) -> tuple[int, int]:
         i = bisect_left(bounds, p)
