@@ -187,7 +187,7 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
 
     def locative(e: tuple[int, int, str, str]) -> bool:
         # "در مسکو", "إلى موسكو", "في العاصمة موسكو", "بموسكو".
-        words = re.findall(r"\w+", m[max(0, e[0] - 24) : e[0]])[-2:]
+        words = _W_RE.findall(m[max(0, e[0] - 24) : e[0]])[-2:]
         if any(w in lex.locatives for w in words):
             return True
         return e[0] > 0 and m[e[0] - 1] == "ب" and (e[0] < 2 or not m[e[0] - 2].isalnum())

@@ -45,6 +45,8 @@ _WORD = r"[^\W_]"
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _BOUNDARY_CHARS = ".!?\n"
 _WORD_CHAR_RE = re.compile(_WORD)
+_TO_RE = re.compile(r"\s*ل")
+_RA_END_RE = re.compile(r"(?<!\w)را\s*\Z")
 # Marks that open/close quotes, by family: pairs are only formed inside a family, so «» nests in “”.
 _FAMILY = {"«": "g", "»": "g", "“": "c", "”": "c", "„": "c", "‟": "c", '"': "a", "＂": "a"}
 _MAX_DEPTH = 6  # deeper nesting is noise; bounding it keeps runs of opening marks linear
@@ -456,6 +458,8 @@ def _build_doc(
     lang_keys = [language] if language in res.langs else ["ar", "fa"]
     doc = _Doc(text, norm, m, [res.langs[k] for k in lang_keys], [], [], [], [])
     mmap, n_m = norm.match_map, len(m)
+    # Sorted by (start, -end), ties in input order: the running count keeps the dicts out of the comparison.
+    found: list[tuple[int, int, int, dict[str, Any], str, str]] = []
     for ent in entities or ():
         mentions = ent.get("mentions", ()) or ()
         if not mentions:
@@ -464,8 +468,9 @@ def _build_doc(
         for men in mentions:
             s, e = bisect_left(mmap, int(men["start"]), 0, n_m), bisect_left(mmap, int(men["end"]), 0, n_m)
             if e > s:
-                doc.mentions.append(_Mention(s, e, ent, etype, eid))
-    doc.mentions.sort(key=lambda x: (x.start, -x.end))
+                found.append((s, -e, len(found), ent, etype, eid))
+    found.sort()
+    doc.mentions = [_Mention(s, -ne, ent, etype, eid) for s, ne, _k, ent, etype, eid in found]
     doc.mention_starts = [x.start for x in doc.mentions]
     doc.excluded = [(doc.to_m(a), doc.to_m(b)) for a, b in exclude]
     hits = whole_text_hits(m, tuple(lang_keys))
@@ -1198,10 +1203,9 @@ def _attribute_cue(
         speaker_np = src_np
     # ل + outlet after the speaker: "قال مصدر … لرويترز".
     if speaker_np and via is None:
-        tail = m[speaker_np[1] : region_end]
-        lm = re.match(r"\s*ل", tail)
+        lm = _TO_RE.match(m, speaker_np[1], region_end)
         if lm:
-            v = _via(doc, speaker_np[1] + lm.end(), min(region_end, speaker_np[1] + lm.end() + 30))
+            v = _via(doc, lm.end(), min(region_end, lm.end() + 30))
             if v and v.get("entity_id"):
                 via = v
     if speaker_np and doc.in_quote(speaker_np[0]) and doc.in_quote(speaker_np[1] - 1):
@@ -1534,7 +1538,7 @@ def extract_quotes(
             pass
         elif cue.order == "sov" and attr.content_start <= mt.end():
             # Persian "X را تکذیب کرد": the object before the verb is what was denied.
-            obj = re.search(r"(?<!\w)را\s*\Z", m[max(0, cs - 200) : cs])
+            obj = _RA_END_RE.search(m[max(0, cs - 200) : cs])
             if obj and cue.stance in ("deny", "confirm"):
                 sp_end = doc.to_m(attr.speaker["end"])
                 start, end = max(sp_end, doc.sent_start(cs)), cs - len(obj.group())
