@@ -21,21 +21,24 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
 from khabar.normalize import match_key, normalize
+from khabar.quotes import _char_positions, _word_alt, whole_text_hits
 
 __all__ = ["claim_id", "extract_claims"]
 
 DATA = Path(__file__).resolve().parent / "data" / "quotes" / "claims.json"
 _WORD = r"[^\W_]"
+_W_RE = re.compile(r"\w+")
 
 
 @dataclass
 class _Lex:
     triggers: dict[str, re.Pattern[str]]  # language -> regex with one named group per predicate
+    trigger_keys: dict[str, list[str]]  # language -> the literal keys of its trigger regex
     summaries: dict[str, tuple[str, str]]
     participant_types: dict[str, frozenset[str]]
     locatives: frozenset[str]
@@ -43,13 +46,16 @@ class _Lex:
     anaphoric: dict[str, re.Pattern[str]]
 
 
+def _keys(forms: Sequence[str]) -> list[str]:
+    return sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
+
+
 def _alt(forms: Sequence[str]) -> str:
-    keys = sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
-    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in keys) or "(?!)"
+    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in _keys(forms)) or "(?!)"
 
 
 def _words(forms: Sequence[str]) -> re.Pattern[str]:
-    return re.compile(rf"(?<!{_WORD})(?:{_alt(forms)})(?!{_WORD})")
+    return re.compile(_word_alt([(_keys(forms), f"(?!{_WORD})")]))
 
 
 @lru_cache(maxsize=1)
@@ -57,19 +63,28 @@ def _lex() -> _Lex:
     spec = json.loads(DATA.read_text(encoding="utf-8"))
     preds = spec["predicates"]
     triggers = {}
+    trigger_keys = {}
     for lang in ("ar", "fa"):
         # Arabic triggers take the clitics و ب ل ف; they are matched as whole words after them.
         pre = "(?:[وفبل]|ال)?" if lang == "ar" else ""
         groups = "|".join(f"(?P<{p}>{_alt(v.get(lang, []))})" for p, v in preds.items())
         triggers[lang] = re.compile(rf"(?<!{_WORD}){pre}(?:{groups})(?!{_WORD})")
+        trigger_keys[lang] = [k for v in preds.values() for k in _keys(v.get(lang, []))]
     default = frozenset(spec.get("participant_types", ["PER"]))
     ptypes = {p: frozenset(spec.get("participant_types_by_predicate", {}).get(p, default)) for p in preds}
     neg = {lang: _words(v) for lang, v in spec["negations"].items()}
     ana = {lang: _words(v) for lang, v in spec["anaphoric"].items()}
     summaries = {p: (v["summary"], v.get("summary_one", v["summary"])) for p, v in preds.items()}
     locs = frozenset(match_key(w) for v in spec.get("locatives", {}).values() for w in v)
-    return _Lex(triggers=triggers, summaries=summaries, participant_types=ptypes, locatives=locs,
-                negation=neg, anaphoric=ana)
+    return _Lex(triggers=triggers, trigger_keys=trigger_keys, summaries=summaries, participant_types=ptypes,
+                locatives=locs, negation=neg, anaphoric=ana)
+
+
+def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int]:
+    """The trigger regex of ``lang`` for :class:`khabar.quotes._Scanner`: regex, literal keys, longest clitic prefix."""
+    lex = _lex()
+    # Arabic triggers take a clitic prefix of up to two letters (ال), Persian ones none.
+    return lex.triggers[lang], lex.trigger_keys[lang], 2 if lang == "ar" else 0
 
 
 def claim_id(predicate: str, participants: Sequence[str], place: str | None) -> str:
@@ -155,6 +170,12 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
         return bisect_left(mmap, p, 0, len(m))
 
     langs = [language] if language in lex.triggers else ["ar", "fa"]
+    # Every claim needs a trigger: without one no quote gets a claim, so nothing else is worth doing.
+    # extract_quotes has scanned this text for the triggers already (khabar.quotes.whole_text_hits).
+    hits = whole_text_hits(m, tuple(langs))
+    found = [mt for lang in langs for mt in hits["trigger", lang][0]]
+    if not found:
+        return []
     ents: list[tuple[int, int, str, str]] = []
     for ent in entities:
         for men in ent.get("mentions", ()) or ():
@@ -166,12 +187,12 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
 
     def locative(e: tuple[int, int, str, str]) -> bool:
         # "در مسکو", "إلى موسكو", "في العاصمة موسكو", "بموسكو".
-        words = re.findall(r"\w+", m[max(0, e[0] - 24) : e[0]])[-2:]
+        words = _W_RE.findall(m[max(0, e[0] - 24) : e[0]])[-2:]
         if any(w in lex.locatives for w in words):
             return True
         return e[0] > 0 and m[e[0] - 1] == "ب" and (e[0] < 2 or not m[e[0] - 2].isalnum())
 
-    bounds = [i for i, ch in enumerate(m) if ch in ".!?\n"]
+    bounds = _char_positions(m, ".!?\n")
 
     def sentence(p: int) -> tuple[int, int]:
         i = bisect_left(bounds, p)
@@ -180,10 +201,9 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
     # 1. Every trigger in the text, with the participants and place nearest to it in its sentence.
     mentions: list[_Mention] = []
     by_sentence: dict[tuple[int, int], list[tuple[int, str]]] = {}
-    for lang in langs:
-        for mt in lex.triggers[lang].finditer(m):
-            pred = next(k for k, v in mt.groupdict().items() if v)
-            by_sentence.setdefault(sentence(mt.start()), []).append((mt.start(), pred))
+    for mt in found:
+        pred = next(k for k, v in mt.groupdict().items() if v)
+        by_sentence.setdefault(sentence(mt.start()), []).append((mt.start(), pred))
     for (ss, se), trigs in sorted(by_sentence.items()):
         trigs.sort()
         cuts = [ss] + [(a[0] + b[0]) // 2 for a, b in pairwise(trigs)] + [se]
@@ -216,7 +236,7 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
                                        neg, x.lo, x.hi, q))
         if own:
             continue
-        short = len(re.findall(r"\w+", q["text"])) <= 3
+        short = len(list(islice(_W_RE.finditer(q["text"]), 4))) <= 3
         ana = any(lex.anaphoric[lg].search(m, qs, qe) for lg in langs if lg in lex.anaphoric)
         if short or ana:
             ss, se = sentence(qs)

@@ -24,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import ahocorasick
 
 from khabar.normalize import Normalized, match_key, normalize
 
@@ -40,13 +44,15 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "quotes"
 _WORD = r"[^\W_]"
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _BOUNDARY_CHARS = ".!?\n"
+_WORD_CHAR_RE = re.compile(_WORD)
+_TO_RE = re.compile(r"\s*ل")
+_RA_END_RE = re.compile(r"(?<!\w)را\s*\Z")
 # Marks that open/close quotes, by family: pairs are only formed inside a family, so «» nests in “”.
 _FAMILY = {"«": "g", "»": "g", "“": "c", "”": "c", "„": "c", "‟": "c", '"': "a", "＂": "a"}
 _MAX_DEPTH = 6  # deeper nesting is noise; bounding it keeps runs of opening marks linear
 _MAX_UNCLOSED = 1500  # an unclosed quote longer than this is not a quote
 _MAX_CANDIDATES = 2000
 _MAX_MARKS = 20_000
-_MARK_RE = re.compile(r'["\n]')
 _BACK = 260  # how far back (match-form chars) a reporting cue may stand from its quote
 _AHEAD = 160
 _SENTENCE_CAP = 700
@@ -55,6 +61,9 @@ _RECENT_WINDOW = 1200  # how far back a pronoun or dropped subject looks for its
 _MAX_QUOTE_PARAS = 3  # an unclosed quote may continue over this many unmarked paragraphs
 _LOOKAHEAD_MARKS = 40
 _PARA_CAP = 1500  # content after "X said:" runs to the paragraph end, at most this far
+_NP_BREAK_RE = re.compile(r'[,:;"()\-\n\[\]]')
+_NP_BREAK_BUT_QUOTE_RE = re.compile(r"[,:;()\n\[\]]")
+_MAX_FIRST_CHARS = 12  # see _word_alt
 _MAX_CUES = 1500  # real articles have tens; more is junk, and each costs a bounded amount of work
 
 
@@ -78,6 +87,8 @@ class _Lang:
     quote_noun_re: re.Pattern[str] | None
     from_source: tuple[str, ...]
     to_outlet_re: re.Pattern[str] | None
+    verb_keys: list[str] = field(default_factory=list)
+    according_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,26 +114,155 @@ class _Res:
     pronouns: frozenset[str]
     relatives: frozenset[str]
     according_any_re: re.Pattern[str]
+    outlets_keys: list[str] = field(default_factory=list)
     one_of: frozenset[str] = frozenset({"يكي", "احد"})
     of_words: frozenset[str] = frozenset({"از", "من"})
     pronoun_re: re.Pattern[str] = field(default=re.compile(r"(?!)"))
     continuation_re: re.Pattern[str] = field(default=re.compile(r"(?!)"))
 
 
+def _keys(forms: Iterable[str]) -> list[str]:
+    """Folded forms, longest first (the order in which an alternation of them must try them)."""
+    return sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
+
+
+def _lit(key: str) -> str:
+    """Regex for a folded key: a space also matches a lost half-space."""
+    return re.escape(key).replace(r"\ ", " ?")
+
+
 def _alt(forms: Iterable[str]) -> str:
     """Alternation of folded forms, longest first; a space also matches a lost half-space."""
-    keys = sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
-    return "|".join(re.escape(k).replace(r"\ ", " ?") for k in keys) or "(?!)"
+    return "|".join(map(_lit, _keys(forms))) or "(?!)"
 
 
-def _words_re(forms: Iterable[str], prefix: str = "") -> re.Pattern[str]:
+def _split_clitic(forms: Iterable[str]) -> tuple[list[str], list[str]]:
     forms = list(forms)
     clitic = [f[:-2] + "ل" for f in forms if f.endswith(" ل")]
     plain = [f for f in forms if not f.endswith(" ل")]
-    alts = [rf"(?:{_alt(plain)})(?!{_WORD})"]
+    return plain, clitic
+
+
+def _word_alt(branches: Sequence[tuple[list[str], str]], prefix: str = "") -> str:
+    """``(?<!W)[prefix]?(?:(?:keys1)tail1|(?:keys2)tail2…)``, written so that ``re`` searches it fast.
+
+    A regex that opens with a lookbehind is tried, alternative by alternative, at every word start.
+    This one opens with the first character of each key (and of each prefix), so the engine skips
+    to the characters that can start a match and only tries the keys that start with that
+    character. Alternatives with different first characters never match at the same place, and
+    the keys of one first character keep their order, so every match is the same as the plain
+    alternation's: the same spans in the same order of preference (also under ``fullmatch``).
+    The lookbehind comes after the first character, one character wider. When the keys start
+    with many different letters, most characters of a text start a try and the plain form is
+    faster: it is kept then.
+
+    Args:
+        branches: ``(keys, tail)``: folded keys in order of preference (:func:`_keys`), and a
+            regex that must follow them.
+        prefix: characters of an optional one-character prefix (a clitic such as و).
+    """
+    by_first: dict[str, list[list[str]]] = {}
+    for b, (keys, _tail) in enumerate(branches):
+        for k in keys:
+            by_first.setdefault(k[0], [[] for _ in branches])[b].append(_lit(k[1:]))
+    if not by_first:
+        return "(?!)"
+    if len(by_first) + len(prefix) > _MAX_FIRST_CHARS:
+        pre = f"[{re.escape(prefix)}]?" if prefix else ""
+        alts = "|".join(f"(?:{'|'.join(map(_lit, keys)) or '(?!)'}){tail}" for keys, tail in branches)
+        return rf"(?<!{_WORD}){pre}(?:{alts})"
+
+    def rest(c: str) -> str:
+        alts = by_first[c]
+        return "|".join(f"(?:{'|'.join(a)}){tail}" for a, (_keys, tail) in zip(alts, branches, strict=True) if a)
+
+    after = rf"(?<!{_WORD}.)"
+    bare = "|".join(f"{re.escape(c)}(?:{rest(c)})" for c in by_first)
+    firsts = [f"{re.escape(p)}{after}(?:{bare})" for p in prefix]
+    firsts += [f"{re.escape(c)}{after}(?:{rest(c)})" for c in by_first]
+    return f"(?:{'|'.join(firsts)})"
+
+
+def _words_re(forms: Iterable[str], prefix: str = "") -> re.Pattern[str]:
+    """Whole words (or a clitic ``X ل`` glued to the next word) of ``forms``, after an optional prefix character."""
+    plain, clitic = _split_clitic(forms)
+    branches = [(_keys(plain), f"(?!{_WORD})")]
     if clitic:
-        alts.append(rf"(?:{_alt(clitic)})")
-    return re.compile(rf"(?<!{_WORD}){prefix}(?:{'|'.join(alts)})")
+        branches.append((_keys(clitic), ""))
+    return re.compile(_word_alt(branches, prefix))
+
+
+def _words_keys(forms: Iterable[str]) -> list[str]:
+    """The literal keys of :func:`_words_re` (for a :class:`_Scanner`)."""
+    plain, clitic = _split_clitic(forms)
+    return [*_keys(plain), *_keys(clitic)]
+
+
+def _spellings(key: str) -> list[str]:
+    """Every text an alternative built by :func:`_alt` from ``key`` matches: each space is optional."""
+    out = [""]
+    for k, part in enumerate(key.split(" ")):
+        out = [o + part for o in out] if k == 0 else [o + sep + part for o in out for sep in (" ", "")]
+    return out
+
+
+_ScanName = tuple[str, str]  # (what, language)
+
+
+class _Scanner:
+    """The matches of several word regexes over a whole text, exactly as ``finditer`` finds them.
+
+    These regexes open with a lookbehind, so ``finditer`` tries every alternative at every character
+    of an article. An Aho-Corasick pass over their literal keys finds the few places where a match
+    can start (at a key, or up to ``max_prefix`` characters before it for a clitic prefix), and the
+    regex is tried only there, left to right, as ``finditer`` would. The regexes must never match
+    the empty string, and every match must contain a spelling of one of the keys (see
+    :func:`_spellings`) after at most ``max_prefix`` characters.
+    """
+
+    def __init__(self, specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]]) -> None:
+        """Build the automaton.
+
+        Args:
+            specs: ``(regex, keys, max_prefix)`` per name.
+        """
+        self._names = list(specs)
+        self._specs = [(rx, max_prefix) for rx, _keys, max_prefix in specs.values()]
+        which: dict[str, set[int]] = {}
+        for i, (_rx, keys, _p) in enumerate(specs.values()):
+            for key in keys:
+                for sp in _spellings(key):
+                    which.setdefault(sp, set()).add(i)
+        self._auto: Any = None
+        if which:
+            self._auto = ahocorasick.Automaton()
+            for sp, ids in which.items():
+                self._auto.add_word(sp, (len(sp) - 1, tuple(sorted(ids))))
+            self._auto.make_automaton()
+
+    def scan(self, text: str) -> dict[_ScanName, tuple[list[re.Match[str]], set[int]]]:
+        """All matches of each regex in ``text``, and every place where it may match, by name."""
+        starts: list[set[int]] = [set() for _ in self._specs]
+        if self._auto is not None:
+            for end, (back, ids) in self._auto.iter(text):
+                for i in ids:
+                    starts[i].add(end - back)
+        out = []
+        for (rx, max_prefix), keys_at in zip(self._specs, starts, strict=True):
+            cands = set(keys_at)
+            for k in range(1, max_prefix + 1):
+                cands.update(q - k for q in keys_at if q >= k)
+            found = []
+            pos = 0
+            for c in sorted(cands):
+                if c < pos:
+                    continue
+                mt = rx.match(text, c)
+                if mt is not None:
+                    found.append(mt)
+                    pos = mt.end()
+            out.append((found, cands))
+        return dict(zip(self._names, out, strict=True))
 
 
 def _read_tsv(name: str) -> dict[str, tuple[str, str]]:
@@ -157,11 +297,13 @@ def _res() -> _Res:
             verbs=verbs,
             verb_re=verb_re,
             compl_re=_words_re(spec["complementizers"]),
-            according_re=_words_re(spec["according_to"], "و?") if spec.get("according_to") else None,
-            report_via_re=_words_re(cues["report_via"][lang], "و?"),
+            according_re=_words_re(spec["according_to"], "و") if spec.get("according_to") else None,
+            report_via_re=_words_re(cues["report_via"][lang], "و"),
             quote_noun_re=_words_re(spec["quote_noun"]) if spec.get("quote_noun") else None,
             from_source=tuple(match_key(f) for f in spec["from_source"]),
             to_outlet_re=None,
+            verb_keys=_keys(forms),
+            according_keys=_words_keys(spec["according_to"]) if spec.get("according_to") else [],
         )
     outlets = _read_tsv("outlets.tsv")
     affiliations = _read_tsv("affiliations.tsv")
@@ -171,47 +313,88 @@ def _res() -> _Res:
         adjectives={match_key(k): v for k, v in lex["adjectives"].items()},
         outlet_heads=frozenset(match_key(w) for w in lex["outlet_heads"]),
         outlet_heads_re=_words_re(lex["outlet_heads"]),
-        outlet_anaphora_re=_words_re(lex["outlet_anaphora"], "و?"),
+        outlet_anaphora_re=_words_re(lex["outlet_anaphora"], "و"),
         unnamed_re=_words_re(lex["unnamed_markers"]),
         naming_before=frozenset(match_key(w) for w in lex["naming_context_before"]),
-        naming_before_re=re.compile(rf"(?<!{_WORD})(?:{_alt(lex['naming_context_before'])})\W*\Z"),
+        naming_before_re=re.compile(_word_alt([(_keys(lex["naming_context_before"]), r"\W*\Z")])),
         naming_after_re=re.compile(rf"\W*(?:{_alt(lex['naming_context_after'])})(?!{_WORD})"),
         stops=frozenset(match_key(w) for w in lex["speaker_stops"]),
         connectives_re=re.compile(rf"(?:\W*(?<!{_WORD})(?:{_alt(lex['leading_connectives'])})(?!{_WORD}))+\W*"),
         outlets=outlets,
         outlet_ids=frozenset(v[0] for v in outlets.values()),
-        outlets_re=_words_re(outlets, "[لو]?"),
+        outlets_re=_words_re(outlets, "لو"),
         affiliations=affiliations,
-        affiliations_re=_words_re(affiliations, "[لو]?"),
+        affiliations_re=_words_re(affiliations, "لو"),
         bare_negative=frozenset(match_key(w) for w in cues["bare_negative_answers"]),
         pronouns=frozenset(match_key(w) for w in cues["pronoun_subjects"]),
         relatives=frozenset(match_key(w) for w in lex["relative_pronouns"]),
         according_any_re=_words_re(
             [*cues["ar"]["according_to"], *cues["fa"]["according_to"], *cues["report_via"]["ar"],
-             *cues["report_via"]["fa"]], "و?"),
+             *cues["report_via"]["fa"]], "و"),
     )
+    res.outlets_keys = _words_keys(outlets)
     res.pronoun_re = _words_re(cues["pronoun_subjects"])
     res.continuation_re = re.compile(_alt(cues["continuation_cues"]))
     return res
+
+
+_NEVER = re.compile(r"(?!)")
+
+
+@lru_cache(maxsize=4)
+def _scanner(lang_keys: tuple[str, ...]) -> _Scanner:
+    """One pass for the whole-text scans, per language: verb cues, "according to", claim triggers; then outlets.
+
+    The claim triggers ride along because :func:`khabar.claims.extract_claims` runs on the same text
+    right after (see :func:`whole_text_hits`).
+    """
+    from khabar.claims import trigger_spec  # claims imports this module
+
+    res = _res()
+    specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]] = {}
+    for k in lang_keys:
+        lang = res.langs[k]
+        specs["verb", k] = (lang.verb_re, lang.verb_keys, 1)
+        specs["according", k] = (lang.according_re or _NEVER, lang.according_keys, 1)
+        specs["trigger", k] = trigger_spec(k)
+    specs["outlet", ""] = (res.outlets_re, res.outlets_keys, 1)
+    return _Scanner(specs)
+
+
+_Hits = dict[_ScanName, tuple[list[re.Match[str]], set[int]]]
+_HITS: dict[tuple[str, tuple[str, ...]], _Hits] = {}
+_HITS_MAX = 4
+
+
+def whole_text_hits(m: str, lang_keys: tuple[str, ...]) -> _Hits:
+    """The scans of :func:`_scanner` over the match form ``m``, remembered for the last few texts.
+
+    Returns:
+        By ``(what, language)``: the matches (as ``finditer`` gives them) and the set of places where
+        a ``match`` of the regex may succeed. ``what`` is ``verb``, ``according`` or ``trigger``;
+        ``("outlet", "")`` has the outlet names.
+    """
+    key = (m, lang_keys)
+    hit = _HITS.get(key)
+    if hit is None:
+        hit = _scanner(lang_keys).scan(m)
+        if len(_HITS) >= _HITS_MAX:
+            _HITS.clear()
+        _HITS[key] = hit
+    return hit
 
 
 # --------------------------------------------------------------------------------------------
 # Document view: the match form, entity mentions and sentence boundaries in match coordinates
 
 
-@dataclass
+@dataclass(slots=True)
 class _Mention:
     start: int  # match-form offsets
     end: int
     entity: dict[str, Any]
-
-    @property
-    def type(self) -> str:
-        return str(self.entity.get("type", "")).upper()
-
-    @property
-    def id(self) -> str:
-        return str(self.entity.get("id"))
+    type: str  # upper case
+    id: str
 
 
 @dataclass
@@ -228,6 +411,11 @@ class _Doc:
     cue_index: list[tuple[re.Match[str], _Cue]] | None = None
     cue_index_starts: list[int] = field(default_factory=list)
     quote_inner: bytearray = field(default_factory=bytearray)  # 1 inside a closed quote (match form)
+    # Whole-text matches, per language of ``langs``: reporting verbs and "according to"; outlet names.
+    verb_hits: list[list[re.Match[str]]] = field(default_factory=list)
+    verb_cands: list[set[int]] = field(default_factory=list)  # every place where a verb_re.match may succeed
+    according_hits: list[list[re.Match[str]]] = field(default_factory=list)
+    outlet_hits: list[re.Match[str]] = field(default_factory=list)
 
     def in_quote(self, p: int) -> bool:
         return 0 <= p < len(self.quote_inner) and bool(self.quote_inner[p])
@@ -269,14 +457,27 @@ def _build_doc(
     m = norm.match
     lang_keys = [language] if language in res.langs else ["ar", "fa"]
     doc = _Doc(text, norm, m, [res.langs[k] for k in lang_keys], [], [], [], [])
+    mmap, n_m = norm.match_map, len(m)
+    # Sorted by (start, -end), ties in input order: the running count keeps the dicts out of the comparison.
+    found: list[tuple[int, int, int, dict[str, Any], str, str]] = []
     for ent in entities or ():
-        for men in ent.get("mentions", ()) or ():
-            s, e = doc.to_m(int(men["start"])), doc.to_m(int(men["end"]))
+        mentions = ent.get("mentions", ()) or ()
+        if not mentions:
+            continue
+        etype, eid = str(ent.get("type", "")).upper(), str(ent.get("id"))
+        for men in mentions:
+            s, e = bisect_left(mmap, int(men["start"]), 0, n_m), bisect_left(mmap, int(men["end"]), 0, n_m)
             if e > s:
-                doc.mentions.append(_Mention(s, e, ent))
-    doc.mentions.sort(key=lambda x: (x.start, -x.end))
+                found.append((s, -e, len(found), ent, etype, eid))
+    found.sort()
+    doc.mentions = [_Mention(s, -ne, ent, etype, eid) for s, ne, _k, ent, etype, eid in found]
     doc.mention_starts = [x.start for x in doc.mentions]
     doc.excluded = [(doc.to_m(a), doc.to_m(b)) for a, b in exclude]
+    hits = whole_text_hits(m, tuple(lang_keys))
+    doc.verb_hits = [hits["verb", k][0] for k in lang_keys]
+    doc.verb_cands = [hits["verb", k][1] for k in lang_keys]
+    doc.according_hits = [hits["according", k][0] for k in lang_keys]
+    doc.outlet_hits = hits["outlet", ""][0]
     return doc
 
 
@@ -311,8 +512,7 @@ def _pair_marks(doc: _Doc) -> list[tuple[int, int, bool]]:
     m, text, mmap = doc.m, doc.text, doc.norm.match_map
     marks: list[tuple[int, str, str]] = []  # (pos, family, side)
     n_quotes = 0
-    for mt in _MARK_RE.finditer(m):
-        i = mt.start()
+    for i in _char_positions(m, '"\n'):
         if m[i] == "\n":
             marks.append((i, "\n", ""))
             continue
@@ -377,7 +577,7 @@ def _pair_marks(doc: _Doc) -> list[tuple[int, int, bool]]:
     for o, c, closed in out:
         if not closed and c - o > _MAX_UNCLOSED:
             continue
-        if not any(ch.isalnum() for ch in m[o + 1 : c]):
+        if _WORD_CHAR_RE.search(m, o + 1, c) is None:  # [^\W_] is exactly str.isalnum
             continue
         spans.append((o, c, closed))
         if len(spans) >= _MAX_CANDIDATES:
@@ -392,12 +592,21 @@ def _boundaries(m: str, spans: list[tuple[int, int, bool]]) -> list[int]:
     for o, c, closed in spans:
         if closed:
             inside[o + 1 : c] = b"\x01" * (c - o - 1)
-    out = []
-    for i, ch in enumerate(m):
-        if ch == "\n" or (ch in ".!?" and not inside[i]):
-            if ch == "." and 0 < i < len(m) - 1 and m[i - 1].isdigit() and m[i + 1].isdigit():
-                continue
+    last = len(m) - 1
+    # Kept: line breaks, and the rest outside quotes unless a decimal point.
+    return [i for i in _char_positions(m, _BOUNDARY_CHARS) if m[i] == "\n" or not (
+        inside[i] or (m[i] == "." and 0 < i < last and m[i - 1].isdigit() and m[i + 1].isdigit()))]
+
+
+def _char_positions(s: str, chars: str) -> list[int]:
+    """Sorted positions of ``chars`` in ``s``: str.find runs much faster than a regex character class."""
+    out: list[int] = []
+    for ch in chars:
+        i = s.find(ch)
+        while i >= 0:
             out.append(i)
+            i = s.find(ch, i + 1)
+    out.sort()
     return out
 
 
@@ -431,17 +640,18 @@ def _np_forward(doc: _Doc, s: int, e: int, max_tokens: int = 9) -> tuple[int, in
             end = pos = mt.end()
             continue
         gap = m[pos : mt.start()]
-        if not n and '"' in gap:
-            return None
-        if n and '"' in gap and not any(c in gap for c in ',:;()\n[]'):
-            # A short quoted name inside the phrase: وكالة “فارس” شبه الرسمية.
-            close = m.find('"', mt.start(), min(e, mt.start() + 40))
-            if close > 0 and _word_count(m[mt.start() : close]) <= 3:
-                skip_to = close
-                end = pos = mt.end()
-                continue
-        if n and any(c in gap for c in ',:;"()-\n[]'):
-            break
+        if gap != " ":  # the usual gap; the checks below are for punctuation
+            if not n and '"' in gap:
+                return None
+            if n and '"' in gap and not _NP_BREAK_BUT_QUOTE_RE.search(gap):
+                # A short quoted name inside the phrase: وكالة “فارس” شبه الرسمية.
+                close = m.find('"', mt.start(), min(e, mt.start() + 40))
+                if close > 0 and _word_count(m, 4, mt.start(), close) <= 3:
+                    skip_to = close
+                    end = pos = mt.end()
+                    continue
+            if n and _NP_BREAK_RE.search(gap):
+                break
         tok = mt.group()
         if tok == "ل":  # "قال المسؤول لـ«الشرق الأوسط»": a lone clitic preposition opens an addressee
             if not n:
@@ -538,7 +748,7 @@ def _np_backward_subject(doc: _Doc, s: int, e: int, adjacent: bool = False, retr
     if s > ss and not retry:
         return _np_backward_subject(doc, ss, e, retry=True)
     # "واشینگتن می گوید …": a short phrase right before the verb is its subject.
-    if np and _word_count(m[np[0] : e]) <= 2 and np[1] >= e - 2:
+    if np and _word_count(m, 3, np[0], e) <= 2 and np[1] >= e - 2:
         return np
     return None
 
@@ -566,7 +776,8 @@ def _has_speaker_head(doc: _Doc, s: int, e: int) -> bool:
 
 
 def _is_cue_token(doc: _Doc, p: int) -> bool:
-    return any(lang.verb_re.match(doc.m, p) for lang in doc.langs)
+    return any(p in cands and lang.verb_re.match(doc.m, p) for lang, cands in zip(doc.langs, doc.verb_cands,
+                                                                                   strict=True))
 
 
 def _outlet_at(doc: _Doc, s: int, e: int) -> bool:
@@ -609,15 +820,32 @@ def _affiliation(doc: _Doc, s: int, e: int) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _title_re(stems: tuple[str, ...]) -> re.Pattern[str]:
+    r"""``(?<!\w)stem1\w*\W+stem2\w*…``, written to open with the first stem, which re then finds fast.
+
+    The lookbehind after the stem is one character wider than the stem: the same condition on the
+    character before it (a stem has no line break for the dot to miss).
+    """
+    parts = [re.escape(k) + r"\w*" for k in stems]
+    if stems[0]:
+        parts[0] = re.escape(stems[0]) + rf"(?<!\w.{{{len(stems[0])}}})\w*"
+    else:
+        parts[0] = r"(?<!\w)\w*"
+    return re.compile(r"\W+".join(parts))
+
+
 def _title_coref(doc: _Doc, s: int, e: int) -> _Mention | None:
     """A person named earlier next to the same title (نائب وزير الخارجية … حسين أمير عبد اللهيان)."""
     res = _res()
     toks = _tokens(doc.m, s, e)
     if len(toks) < 2 or toks[0][0] not in res.roles:
         return None
-    key = [t for t, _a, _b in toks[:3]]
-    pat = re.compile(r"(?<!\w)" + r"\W+".join(re.escape(k[:-1]) + r"\w*" for k in key))
-    for mt in pat.finditer(doc.m, 0, s):
+    stems = tuple(t[:-1] for t, _a, _b in toks[:3])
+    # Most titles are not repeated earlier: a stem missing there rules out a match without a regex.
+    if any(st and doc.m.find(st, 0, s) < 0 for st in stems):
+        return None
+    for mt in _title_re(stems).finditer(doc.m, 0, s):
         after = doc.mentions_in(mt.end(), mt.end() + 60)
         per = next((x for x in after if x.type == "PER"), None)
         if per:
@@ -728,7 +956,7 @@ def _note_outlets(doc: _Doc) -> None:
     for men in doc.mentions:
         if men.id in res.outlet_ids:
             found.append((men.start, {"entity_id": men.id, "name": _entity_name(men.entity)}))
-    for mt in res.outlets_re.finditer(doc.m):
+    for mt in doc.outlet_hits:
         key = mt.group() if mt.group() in res.outlets else mt.group()[1:]
         if key in res.outlets:
             eid, name = res.outlets[key]
@@ -755,8 +983,8 @@ def _find_cues(doc: _Doc, s: int, e: int) -> list[tuple[re.Match[str], _Cue]]:
     """Reporting cues starting in ``[s, e)`` (found once per document, then sliced)."""
     if doc.cue_index is None:
         found = []
-        for lang in doc.langs:
-            for mt in lang.verb_re.finditer(doc.m):
+        for lang, hits in zip(doc.langs, doc.verb_hits, strict=True):
+            for mt in hits:
                 cue = lang.verbs.get(mt.group("cue").replace(" ", ""))
                 if cue:
                     found.append((mt, cue))
@@ -821,7 +1049,7 @@ def _colon_after(doc: _Doc, mt: re.Match[str], attr: _Attr) -> int:
     if k < 0:
         return -1
     gap = m[p:k]
-    if any(ch in gap for ch in '."\n') or _word_count(gap) > 6:
+    if any(ch in gap for ch in '."\n') or _word_count(gap, 7) > 6:
         return -1
     if any(lang.compl_re.search(m, p, k) for lang in doc.langs):
         return -1
@@ -975,10 +1203,9 @@ def _attribute_cue(
         speaker_np = src_np
     # ل + outlet after the speaker: "قال مصدر … لرويترز".
     if speaker_np and via is None:
-        tail = m[speaker_np[1] : region_end]
-        lm = re.match(r"\s*ل", tail)
+        lm = _TO_RE.match(m, speaker_np[1], region_end)
         if lm:
-            v = _via(doc, speaker_np[1] + lm.end(), min(region_end, speaker_np[1] + lm.end() + 30))
+            v = _via(doc, lm.end(), min(region_end, lm.end() + 30))
             if v and v.get("entity_id"):
                 via = v
     if speaker_np and doc.in_quote(speaker_np[0]) and doc.in_quote(speaker_np[1] - 1):
@@ -1027,16 +1254,16 @@ def _report_via(doc: _Doc, p: int) -> dict[str, Any] | None:
 # Direct quotes
 
 
-def _word_count(s: str) -> int:
-    return len(_TOKEN_RE.findall(s))
+def _word_count(s: str, cap: int, pos: int = 0, endpos: int = sys.maxsize) -> int:
+    """Words in ``s[pos:endpos]``, counted up to ``cap``: callers only compare it with small numbers."""
+    return len(list(islice(_TOKEN_RE.finditer(s, pos, endpos), cap)))
 
 
-def _is_name_like(doc: _Doc, o: int, c: int, closed: bool) -> bool:
-    """A quoted span that is a name, title or scare-quoted word rather than speech."""
+def _is_name_like(doc: _Doc, o: int, c: int, closed: bool, n: int) -> bool:
+    """A quoted span that is a name, title or scare-quoted word rather than speech (``n`` words, up to 9)."""
     res = _res()
     m = doc.m
     inner_s, inner_e = o + 1, c
-    n = _word_count(m[inner_s:inner_e])
     if n == 0:
         return True
     mens = doc.mentions_in(inner_s, inner_e)
@@ -1169,7 +1396,7 @@ def _out(doc: _Doc, kind: str, s: int, e: int, attr: _Attr) -> dict[str, Any] | 
     text = doc.text[a:b]
     cue_span = list(doc.src(*attr.cue_span)) if attr.cue_span else None
     stance = attr.stance
-    if _word_count(text) <= 2 and match_key(text).strip(" .!") in _res().bare_negative:
+    if _word_count(text, 3) <= 2 and match_key(text).strip(" .!") in _res().bare_negative:
         stance = "deny"
     return {
         "id": quote_id(a, b, text),
@@ -1242,9 +1469,8 @@ def extract_quotes(
     for o, c, closed in spans:
         if doc.is_excluded(o, c) or any(a <= o and c <= b for a, b in direct_spans):
             continue
-        inner = m[o + 1 : c]
-        n_words = _word_count(inner)
-        if _is_name_like(doc, o, c, closed):
+        n_words = _word_count(m, 9, o + 1, c)
+        if _is_name_like(doc, o, c, closed, n_words):
             continue
         ss = doc.sent_start(o)
         lo = bisect_left(cue_starts, max(ss, o - _BACK))
@@ -1304,7 +1530,7 @@ def extract_quotes(
             nx = cue_starts[k]
             if nx >= se:
                 break
-            if _word_count(m[start:nx]) > 4:
+            if _word_count(m, 5, start, nx) > 4:
                 # A cue in a later sentence starts a new statement with its own subject.
                 end = max(start, doc.sent_start(nx)) if doc.sent_start(nx) > start else nx
                 break
@@ -1312,7 +1538,7 @@ def extract_quotes(
             pass
         elif cue.order == "sov" and attr.content_start <= mt.end():
             # Persian "X را تکذیب کرد": the object before the verb is what was denied.
-            obj = re.search(r"(?<!\w)را\s*\Z", m[max(0, cs - 200) : cs])
+            obj = _RA_END_RE.search(m[max(0, cs - 200) : cs])
             if obj and cue.stance in ("deny", "confirm"):
                 sp_end = doc.to_m(attr.speaker["end"])
                 start, end = max(sp_end, doc.sent_start(cs)), cs - len(obj.group())
@@ -1329,9 +1555,10 @@ def extract_quotes(
         seg = m[start:end]
         lead = len(seg) - len(seg.lstrip(" ,:-"))
         start += lead
-        if _word_count(m[start:end]) < 2 and cue.stance == "assert":
+        n_content = _word_count(m, 2, start, end)
+        if n_content < 2 and cue.stance == "assert":
             continue
-        if _word_count(m[start:end]) < 1:
+        if n_content < 1:
             continue
         # A content clause that is itself a direct quote is already reported.
         if any(a <= start + 1 and end <= b + 2 for a, b in direct_spans) or (
@@ -1344,10 +1571,10 @@ def extract_quotes(
             quotes.append(q)
 
     # "به گفته X، …" / "وفقا لـX، …" at the head of a sentence.
-    for lang in doc.langs:
+    for lang, hits in zip(doc.langs, doc.according_hits, strict=True):
         if lang.according_re is None:
             continue
-        for mt in lang.according_re.finditer(m):
+        for mt in hits:
             if quote_inner[mt.start()] or doc.is_excluded(mt.start(), mt.end()):
                 continue
             ss = doc.sent_start(mt.start())
@@ -1365,7 +1592,7 @@ def extract_quotes(
                 continue
             q = _out(doc, "indirect", comma + 1, se, _Attr(sp, None, m[mt.start() : mt.end()],
                                                            (mt.start(), mt.end()), "assert"))
-            if q and _word_count(q["text"]) >= 3:
+            if q and _word_count(q["text"], 3) >= 3:
                 quotes.append(q)
 
     # One quote per span; the first reading wins.
