@@ -30,7 +30,10 @@ __all__ = ["extract_dates", "parse_date_value"]
 
 _DATA = Path(__file__).resolve().parent / "data" / "dates"
 _HEADER_CHARS = 400
-_YEAR_RE = re.compile(r"(?<!\d)(1[3-4]\d\d|19\d\d|20\d\d)(?!\d)")
+# Each alternative starts with a literal digit and checks the character before it after matching it, so the regex
+# engine can skip to candidate digits instead of trying the lookbehind at every position (same matches as
+# ``(?<!\d)(1[3-4]\d\d|19\d\d|20\d\d)(?!\d)``).
+_YEAR_RE = re.compile(r"(1(?<!\d1)[3-4]\d\d|1(?<!\d1)9\d\d|2(?<!\d2)0\d\d)(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -59,17 +62,20 @@ def _lexicon() -> _Lexicon:
     weekdays = {match_key(n): int(k) for k, names in wdata.items() if k != "about" for n in names}
     suffix_calendar = {match_key(s): cal for cal, sfx in mdata["year_suffixes"].items() for s in sfx}
     mon, wd, sfx = _alt(list(months)), _alt(list(weekdays)), _alt(list(suffix_calendar))
-    b, e = r"(?<![^\W_])", r"(?![^\W_])"
+    e = r"(?![^\W_])"
     # Dates start with a digit, so the scan can skip ahead; a weekday before it is looked up after.
     weekday_before = rf"(?:(?:روز|يوم)\s+)?(?<![^\W_])(?P<wd>{wd})\s*,?\s*(?:(?:الموافق|مصادف با)\s+)?$"
+    # Both patterns start with a digit, checked against the character before it only once matched (``f``, then
+    # ``(?<![^\W_]\d)`` = ``(?<![^\W_])`` before ``f``): the engine skips to digits instead of trying a lookbehind
+    # at every position. ``f`` is the first digit of ``d``/``Y``/``D2``.
     named = (
-        rf"{b}(?P<d>\d{{1,2}}){e}\s*(?:(?:من\s+)?(?:شهر|ماه)\s+)?(?P<m>{mon}){e}"
+        rf"(?P<f>\d)(?<![^\W_]\d)(?P<d>\d?){e}\s*(?:(?:من\s+)?(?:شهر|ماه)\s+)?(?P<m>{mon}){e}"
         rf"(?:\s*[/(-]?\s*(?P<m2>{mon})\s*\)?{e})?"
         rf"(?:\s*,?\s*(?:(?:سال|عام)\s+)?(?P<y>\d{{4}}){e}(?:\s*(?P<sfx>{sfx}){e})?)?"
     )
     numeric = (
-        rf"{b}(?:(?P<Y>\d{{4}})\s*(?P<s1>[/.-])\s*(?P<M>\d{{1,2}})\s*(?P=s1)\s*(?P<D>\d{{1,2}})"
-        rf"|(?P<D2>\d{{1,2}})\s*(?P<s2>[/.-])\s*(?P<M2>\d{{1,2}})\s*(?P=s2)\s*(?P<Y2>\d{{4}})){e}"
+        rf"(?P<f>\d)(?<![^\W_]\d)(?:(?P<Y>\d{{3}})\s*(?P<s1>[/.-])\s*(?P<M>\d{{1,2}})\s*(?P=s1)\s*(?P<D>\d{{1,2}})"
+        rf"|(?P<D2>\d?)\s*(?P<s2>[/.-])\s*(?P<M2>\d{{1,2}})\s*(?P=s2)\s*(?P<Y2>\d{{4}})){e}"
         rf"(?:\s*(?P<sfx>{sfx}){e})?"
     )
     return _Lexicon(months, weekdays, re.compile(named), re.compile(numeric), re.compile(weekday_before),
@@ -229,9 +235,9 @@ def extract_dates(
     for m in lex.numeric_re.finditer(s):
         g = m.groupdict()
         if g["Y"]:
-            y, mo, d = int(g["Y"]), int(g["M"]), int(g["D"])
+            y, mo, d = int(g["f"] + g["Y"]), int(g["M"]), int(g["D"])
         else:
-            y, mo, d = int(g["Y2"]), int(g["M2"]), int(g["D2"])
+            y, mo, d = int(g["Y2"]), int(g["M2"]), int(g["f"] + g["D2"])
         hint = lex.suffix_calendar.get(g["sfx"]) if g["sfx"] else None
         wd, a = weekday_before(m.start())
         raw.append({"m": m, "a": a, "cal": _year_calendar(y, language, hint), "y": y, "mo": mo, "d": d,
@@ -248,7 +254,7 @@ def extract_dates(
         if g["sfx"] and y is not None:
             cal = lex.suffix_calendar.get(g["sfx"], cal)
         wd, a = weekday_before(m.start())
-        raw.append({"m": m, "a": a, "cal": cal, "y": y, "mo": mo, "d": int(g["d"]), "wd": wd})
+        raw.append({"m": m, "a": a, "cal": cal, "y": y, "mo": mo, "d": int(g["f"] + g["d"]), "wd": wd})
     raw.sort(key=lambda r: r["a"])
 
     lower = None if context_date else _gregorian_year_bounds(s, language)

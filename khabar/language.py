@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["detect_language", "paragraph_languages"]
 
 _DATA = Path(__file__).resolve().parent / "data" / "language.json"
@@ -48,12 +50,61 @@ class _Cues:
     fa_letter_tokens: re.Pattern[str]
     fa_typing_tokens: re.Pattern[str]
     ar_letter_tokens: re.Pattern[str]
+    arrays: _Arrays | None
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    """Per-code-point (BMP) tables restating the regexes of :class:`_Cues` for the vectorised scorer."""
+
+    diacritic: np.ndarray  # bool: _DIACRITICS
+    letter: np.ndarray  # bool: _LETTER_RE
+    script: np.ndarray  # bool: _ARABIC_SCRIPT_RE
+    token: np.ndarray  # bool: a token letter (_AR_LETTERS)
+    fold: np.ndarray  # uint32: _FOLD for the letters it maps 1:1 (tatweel, which it deletes, is handled apart)
+    cue: np.ndarray  # uint8 bit set: 1 fa letter, 2 fa typing letter, 4 ar letter, 8 other-language letter
 
 
 _AR_LETTERS = "\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06fa-\u06ff"
 def _has_letter_re(letters: str) -> re.Pattern[str]:
     """Matches once per token containing one of ``letters`` (found from the letter, not every start)."""
     return re.compile(f"[{letters}][{_AR_LETTERS}]*")
+
+
+_BMP = 0x10000
+_FAST_MIN = 160  # shorter texts are scored with the regexes: numpy's per-call overhead would dominate
+
+
+def _class_mask(pattern: str) -> np.ndarray:
+    """Which BMP code points ``pattern`` (one character, a class) matches, exactly as ``re`` decides."""
+    mask = np.zeros(_BMP, dtype=bool)
+    allchars = "".join(map(chr, range(_BMP)))
+    for m in re.finditer(pattern + "+", allchars):
+        mask[m.start() : m.end()] = True
+    return mask
+
+
+def _build_arrays(d: dict) -> _Arrays | None:
+    token = _class_mask(f"[{_AR_LETTERS}]")
+    cue = np.zeros(_BMP, dtype=np.uint8)
+    for bit, key in ((1, "fa_letters"), (2, "fa_typing_letters"), (4, "ar_letters"), (8, "other_letters")):
+        for ch in d[key]:
+            if ord(ch) >= _BMP or (bit != 8 and not token[ord(ch)]):
+                # Token counting by letter assumes the cue letters are token letters; otherwise use the regexes.
+                return None
+            cue[ord(ch)] |= bit
+    fold = np.arange(_BMP, dtype=np.uint32)
+    for k, v in _FOLD.items():
+        if v is not None:
+            fold[k] = ord(v)
+    return _Arrays(
+        diacritic=_class_mask(_DIACRITICS.pattern),
+        letter=_class_mask(_LETTER_RE.pattern[:-1]),
+        script=_class_mask(_ARABIC_SCRIPT_RE.pattern[:-1]),
+        token=token,
+        fold=fold,
+        cue=cue,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -75,13 +126,68 @@ def _cues() -> _Cues:
         fa_letter_tokens=_has_letter_re(d["fa_letters"]),
         fa_typing_tokens=_has_letter_re(d["fa_typing_letters"]),
         ar_letter_tokens=_has_letter_re(d["ar_letters"]),
+        arrays=_build_arrays(d),
     )
 
 
 def _scores(text: str) -> tuple[float, float, float, int]:
     """Return (persian score, arabic score, share of other-script letters, token count)."""
+    text = text[:_MAX_CHARS]
     c = _cues()
-    text = _DIACRITICS.sub("", text[:_MAX_CHARS])
+    if len(text) >= _FAST_MIN and c.arrays is not None:
+        cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if int(cp.max()) < _BMP:
+            return _scores_fast(cp, c, c.arrays)
+    return _scores_regex(text, c)
+
+
+def _count_tokens_with(tok_id: np.ndarray, has: np.ndarray) -> int:
+    """Number of distinct tokens (ids ascending along the text) holding a character flagged in ``has``."""
+    ids = tok_id[has]
+    if len(ids) == 0:
+        return 0
+    return 1 + int(np.count_nonzero(ids[1:] != ids[:-1]))
+
+
+def _scores_fast(cp: np.ndarray, c: _Cues, a: _Arrays) -> tuple[float, float, float, int]:
+    """:func:`_scores_regex` on a code-point array: counts by table look-up instead of regex scans."""
+    dia = a.diacritic[cp]
+    if dia.any():
+        cp = cp[~dia]
+    letters = int(np.count_nonzero(a.letter[cp]))
+    if not letters:
+        return 0.0, 0.0, 1.0, 0
+    script = int(np.count_nonzero(a.script[cp]))
+    other_share = 1.0 - script / letters
+    tok = a.token[cp]
+    starts = tok.copy()
+    starts[1:] &= ~tok[:-1]
+    n = int(np.count_nonzero(starts))
+    if n == 0:
+        return 0.0, 0.0, other_share, 0
+    # Folding deletes tatweel, which joins the token letters around it: fold first, then cut tokens.
+    tatweel = cp == 0x0640
+    folded = a.fold[cp[~tatweel]] if tatweel.any() else a.fold[cp]
+    folded_str = folded.tobytes().decode("utf-32-le", "surrogatepass")
+    tokens = np.where(a.token[folded], folded, 32).tobytes().decode("utf-32-le", "surrogatepass").split()
+    fa = float(sum(map(c.fa_words.__contains__, tokens)))
+    ar = float(sum(map(c.ar_words.__contains__, tokens)))
+    cue = a.cue[cp]
+    tok_id = np.cumsum(starts)
+    fa_letter_tokens = _count_tokens_with(tok_id, (cue & 1).astype(bool))
+    fa_typing_tokens = _count_tokens_with(tok_id, (cue & 2).astype(bool))
+    fa += 0.6 * fa_letter_tokens + 0.3 * max(fa_typing_tokens - fa_letter_tokens, 0)
+    ar_letter_tokens = _count_tokens_with(tok_id, (cue & 4).astype(bool))
+    ar += 0.5 * ar_letter_tokens + 0.5 * len(c.ar_prefix.findall(folded_str))
+    oth = int(np.count_nonzero(cue & 8))
+    if script:
+        other_share = max(other_share, min(1.0, 4.0 * oth / script))
+    return fa, ar, other_share, n
+
+
+def _scores_regex(text: str, c: _Cues) -> tuple[float, float, float, int]:
+    """The scores by regex scans; the reference for :func:`_scores_fast`."""
+    text = _DIACRITICS.sub("", text)
     letters = sum(map(len, _LETTER_RE.findall(text)))
     if not letters:
         return 0.0, 0.0, 1.0, 0
