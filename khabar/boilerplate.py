@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ _ONLY_DATE_WORDS_RE = re.compile(r"^[\w\s/.,:\-]*$")
 class _Rules:
     lines: frozenset[str]
     patterns: tuple[re.Pattern[str], ...]
+    any_pattern: re.Pattern[str] | None  # the patterns as one alternation: one scan tells whether any matches
     related: frozenset[str]
     credits: tuple[re.Pattern[str], ...]
     bylines: tuple[re.Pattern[str], ...]
@@ -56,12 +58,27 @@ class _Rules:
     dateline_max: int
 
 
+def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
+    """One regex that matches somewhere iff one of ``patterns`` does (``None`` if they cannot be combined)."""
+    if not patterns:
+        return None
+    try:
+        combined = re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error:
+        return None
+    # A back-reference by number would point at another pattern's group once combined.
+    if any(re.search(r"\\[1-9]", p) for p in patterns):
+        return None
+    return combined
+
+
 @lru_cache(maxsize=1)
 def _rules() -> _Rules:
     d = json.loads(_DATA.read_text(encoding="utf-8"))
     return _Rules(
         lines=frozenset(match_key(x) for x in d["lines"]),
         patterns=tuple(re.compile(p) for p in d["patterns"]),
+        any_pattern=_alternation(d["patterns"]),
         related=frozenset(match_key(x) for x in d["related_headers"]),
         credits=tuple(re.compile(p) for p in d["credit_patterns"]),
         bylines=tuple(re.compile(p) for p in d["byline_patterns"]),
@@ -218,6 +235,10 @@ def _is_furniture(line: _Line, rules: _Rules) -> str | None:
     if line.key in rules.lines:
         return "site furniture"
     if len(line.key) <= 160:
+        if rules.any_pattern is not None:
+            if rules.any_pattern.search(line.key):
+                return "counter or separator" if line.words <= 1 else "site furniture"
+            return None
         for p in rules.patterns:
             if p.search(line.key):
                 return "counter or separator" if line.words <= 1 else "site furniture"
@@ -438,8 +459,6 @@ def analyse(
 
 def _disp_index(norm: Normalized, src: int) -> int:
     """First display index whose source position is at or after ``src``."""
-    from bisect import bisect_left
-
     return bisect_left(norm.display_map, src, 0, len(norm.display))
 
 

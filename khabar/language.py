@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,12 +58,14 @@ class _Cues:
 class _Arrays:
     """Per-code-point (BMP) tables restating the regexes of :class:`_Cues` for the vectorised scorer."""
 
-    diacritic: np.ndarray  # bool: _DIACRITICS
-    letter: np.ndarray  # bool: _LETTER_RE
-    script: np.ndarray  # bool: _ARABIC_SCRIPT_RE
-    token: np.ndarray  # bool: a token letter (_AR_LETTERS)
+    flags: np.ndarray  # uint8 bit set per code point, bits below
     fold: np.ndarray  # uint32: _FOLD for the letters it maps 1:1 (tatweel, which it deletes, is handled apart)
-    cue: np.ndarray  # uint8 bit set: 1 fa letter, 2 fa typing letter, 4 ar letter, 8 other-language letter
+    prefix_class: np.ndarray | None  # see _word_start_form
+    prefix_words: re.Pattern[str] | None
+
+
+# One table look-up gives every class a character belongs to.
+_DIA, _LETTER, _SCRIPT, _TOKEN, _FA, _FA_TYPING, _AR, _OTHER = (1 << i for i in range(8))
 
 
 _AR_LETTERS = "\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06fa-\u06ff"
@@ -85,26 +88,89 @@ def _class_mask(pattern: str) -> np.ndarray:
 
 
 def _build_arrays(d: dict) -> _Arrays | None:
-    token = _class_mask(f"[{_AR_LETTERS}]")
-    cue = np.zeros(_BMP, dtype=np.uint8)
-    for bit, key in ((1, "fa_letters"), (2, "fa_typing_letters"), (4, "ar_letters"), (8, "other_letters")):
+    flags = np.zeros(_BMP, dtype=np.uint8)
+    for bit, pattern in (
+        (_DIA, _DIACRITICS.pattern),
+        (_LETTER, _LETTER_RE.pattern.removesuffix("+")),
+        (_SCRIPT, _ARABIC_SCRIPT_RE.pattern.removesuffix("+")),
+        (_TOKEN, f"[{_AR_LETTERS}]"),
+    ):
+        flags[_class_mask(pattern)] |= bit
+    cue_letters = (
+        (_FA, "fa_letters"), (_FA_TYPING, "fa_typing_letters"), (_AR, "ar_letters"), (_OTHER, "other_letters")
+    )
+    for bit, key in cue_letters:
         for ch in d[key]:
-            if ord(ch) >= _BMP or (bit != 8 and not token[ord(ch)]):
+            if ord(ch) >= _BMP or (bit != _OTHER and not flags[ord(ch)] & _TOKEN):
                 # Token counting by letter assumes the cue letters are token letters; otherwise use the regexes.
                 return None
-            cue[ord(ch)] |= bit
+            flags[ord(ch)] |= bit
     fold = np.arange(_BMP, dtype=np.uint32)
     for k, v in _FOLD.items():
         if v is not None:
+            if (flags[k] ^ flags[ord(v)]) & _TOKEN:
+                return None  # folding must keep token letters token letters for the token mask to carry over
             fold[k] = ord(v)
+    word_start = _word_start_form(d["ar_prefix_re"])
     return _Arrays(
-        diacritic=_class_mask(_DIACRITICS.pattern),
-        letter=_class_mask(_LETTER_RE.pattern[:-1]),
-        script=_class_mask(_ARABIC_SCRIPT_RE.pattern[:-1]),
-        token=token,
+        flags=flags,
         fold=fold,
-        cue=cue,
+        prefix_class=word_start[0] if word_start else None,
+        prefix_words=word_start[1] if word_start else None,
     )
+
+
+def _word_start_form(pattern: str) -> tuple[np.ndarray, re.Pattern[str]] | None:
+    """``(?<![C])R`` as (mask of C, `` R``) when every match of R is made of characters of C; else ``None``.
+
+    Then the matches of the pattern are the runs of C that start with a match of R, and so are the matches of
+    `` R`` in ``" "`` + the text with every character outside C made a space. That pattern starts with a literal,
+    which the regex engine skips to, where the lookbehind would be tried at every position.
+    """
+    m = re.fullmatch(r"\(\?<!(\[[^\]]*\])\)(.+)", pattern, re.DOTALL)
+    if m is None:
+        return None
+    cls, rest = m.groups()
+    try:
+        from re import _constants as sc
+        from re import _parser as sp
+
+        tree = sp.parse(rest)
+    except (ImportError, re.error):
+        return None
+    mask = _class_mask(cls)
+    if mask[ord(" ")] or tree.getwidth()[0] < 1 or tree.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    repeats = tuple(getattr(sc, op) for op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(sc, op))
+
+    def in_class(chars: Iterable[int]) -> bool:
+        return all(ch < _BMP and mask[ch] for ch in chars)
+
+    def only_class(items: Iterable[tuple[object, object]]) -> bool:
+        for op, av in items:
+            if op is sc.LITERAL:
+                ok = in_class((av,))
+            elif op is sc.IN:
+                ok = all(
+                    (iop is sc.LITERAL and in_class((iav,)))
+                    or (iop is sc.RANGE and in_class(range(iav[0], iav[1] + 1)))
+                    for iop, iav in av
+                )
+            elif op in repeats:
+                ok = only_class(av[2])
+            elif op is sc.SUBPATTERN:
+                ok = not av[1] and not av[2] and only_class(av[3])
+            elif op is sc.BRANCH:
+                ok = all(only_class(alt) for alt in av[1])
+            else:
+                ok = False  # anything else (categories, assertions, any character...) is not checked: keep the regex
+            if not ok:
+                return False
+        return True
+
+    if not only_class(tree):
+        return None
+    return mask, re.compile(" (?:" + rest + ")")
 
 
 @lru_cache(maxsize=1)
@@ -143,23 +209,29 @@ def _scores(text: str) -> tuple[float, float, float, int]:
 
 def _count_tokens_with(tok_id: np.ndarray, has: np.ndarray) -> int:
     """Number of distinct tokens (ids ascending along the text) holding a character flagged in ``has``."""
-    ids = tok_id[has]
+    ids = tok_id[has != 0]
     if len(ids) == 0:
         return 0
     return 1 + int(np.count_nonzero(ids[1:] != ids[:-1]))
 
 
+def _decode(cps: np.ndarray) -> str:
+    return cps.tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def _scores_fast(cp: np.ndarray, c: _Cues, a: _Arrays) -> tuple[float, float, float, int]:
     """:func:`_scores_regex` on a code-point array: counts by table look-up instead of regex scans."""
-    dia = a.diacritic[cp]
+    flags = a.flags[cp]
+    dia = flags & _DIA
     if dia.any():
-        cp = cp[~dia]
-    letters = int(np.count_nonzero(a.letter[cp]))
+        keep = dia == 0
+        cp, flags = cp[keep], flags[keep]
+    letters = int(np.count_nonzero(flags & _LETTER))
     if not letters:
         return 0.0, 0.0, 1.0, 0
-    script = int(np.count_nonzero(a.script[cp]))
+    script = int(np.count_nonzero(flags & _SCRIPT))
     other_share = 1.0 - script / letters
-    tok = a.token[cp]
+    tok = (flags & _TOKEN) != 0
     starts = tok.copy()
     starts[1:] &= ~tok[:-1]
     n = int(np.count_nonzero(starts))
@@ -167,19 +239,26 @@ def _scores_fast(cp: np.ndarray, c: _Cues, a: _Arrays) -> tuple[float, float, fl
         return 0.0, 0.0, other_share, 0
     # Folding deletes tatweel, which joins the token letters around it: fold first, then cut tokens.
     tatweel = cp == 0x0640
-    folded = a.fold[cp[~tatweel]] if tatweel.any() else a.fold[cp]
-    folded_str = folded.tobytes().decode("utf-32-le", "surrogatepass")
-    tokens = np.where(a.token[folded], folded, 32).tobytes().decode("utf-32-le", "surrogatepass").split()
+    if tatweel.any():
+        keep = ~tatweel
+        folded, folded_tok = a.fold[cp[keep]], tok[keep]
+    else:
+        folded, folded_tok = a.fold[cp], tok
+    tokens = _decode(np.where(folded_tok, folded, np.uint32(32))).split()
     fa = float(sum(map(c.fa_words.__contains__, tokens)))
     ar = float(sum(map(c.ar_words.__contains__, tokens)))
-    cue = a.cue[cp]
     tok_id = np.cumsum(starts)
-    fa_letter_tokens = _count_tokens_with(tok_id, (cue & 1).astype(bool))
-    fa_typing_tokens = _count_tokens_with(tok_id, (cue & 2).astype(bool))
+    fa_letter_tokens = _count_tokens_with(tok_id, flags & _FA)
+    fa_typing_tokens = _count_tokens_with(tok_id, flags & _FA_TYPING)
     fa += 0.6 * fa_letter_tokens + 0.3 * max(fa_typing_tokens - fa_letter_tokens, 0)
-    ar_letter_tokens = _count_tokens_with(tok_id, (cue & 4).astype(bool))
-    ar += 0.5 * ar_letter_tokens + 0.5 * len(c.ar_prefix.findall(folded_str))
-    oth = int(np.count_nonzero(cue & 8))
+    ar_letter_tokens = _count_tokens_with(tok_id, flags & _AR)
+    if a.prefix_class is not None and a.prefix_words is not None:
+        words = _decode(np.where(a.prefix_class[folded], folded, np.uint32(32)))
+        prefixed = len(a.prefix_words.findall(" " + words))
+    else:
+        prefixed = len(c.ar_prefix.findall(_decode(folded)))
+    ar += 0.5 * ar_letter_tokens + 0.5 * prefixed
+    oth = int(np.count_nonzero(flags & _OTHER))
     if script:
         other_share = max(other_share, min(1.0, 4.0 * oth / script))
     return fa, ar, other_share, n
