@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from khabar.normalize import Normalized, match_key, normalize
 
@@ -34,6 +37,65 @@ _HEADER_CHARS = 400
 # engine can skip to candidate digits instead of trying the lookbehind at every position (same matches as
 # ``(?<!\d)(1[3-4]\d\d|19\d\d|20\d\d)(?!\d)``).
 _YEAR_RE = re.compile(r"(1(?<!\d1)[3-4]\d\d|1(?<!\d1)9\d\d|2(?<!\d2)0\d\d)(?!\d)")
+
+
+_BMP = 0x10000
+_SCAN_MIN = 200  # from this length, finding the candidate digits by table look-up beats a regex scan
+
+
+@lru_cache(maxsize=1)
+def _digit_mask() -> np.ndarray:
+    """Per BMP code point: does ``\\d`` match it (as ``re`` decides)."""
+    mask = np.zeros(_BMP, dtype=bool)
+    for m in re.finditer(r"\d+", "".join(map(chr, range(_BMP)))):
+        mask[m.start() : m.end()] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class _Starts:
+    """Where the date and year regexes can start in a text."""
+
+    dates: list[int]  # digits not preceded by a letter or digit
+    years: list[int]  # 1 or 2 not preceded by a digit
+
+
+def _starts(s: str) -> _Starts | None:
+    """Candidate start positions, or ``None`` where a plain regex scan is as cheap (or the table does not apply)."""
+    if len(s) < _SCAN_MIN:
+        return None
+    cp = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(cp.max()) >= _BMP:
+        return None
+    dates: list[int] = []
+    years: list[int] = []
+    for p in np.flatnonzero(_digit_mask()[cp]).tolist():
+        # str.isalnum/isdecimal of one character are the tests behind re's [^\W_] and \d.
+        prev = s[p - 1] if p else ""
+        if not prev.isalnum():
+            dates.append(p)
+        if not prev.isdecimal() and s[p] in "12":
+            years.append(p)
+    return _Starts(dates, years)
+
+
+def _finditer(pattern: re.Pattern[str], s: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(s)`` for a pattern whose matches can only begin at ``starts`` (all of them if ``None``).
+
+    Trying the pattern at those positions only, in order and never inside the previous match, finds what the scan
+    finds; lookbehinds still see the text before the position.
+    """
+    if starts is None:
+        yield from pattern.finditer(s)
+        return
+    end = 0
+    for p in starts:
+        if p < end:
+            continue
+        m = pattern.match(s, p)
+        if m is not None:
+            yield m
+            end = m.end()
 
 
 @dataclass(frozen=True)
@@ -109,10 +171,10 @@ def _year_calendar(y: int, language: str | None, hint: str | None) -> str:
     return "jalali" if language == "fa" else "hijri"
 
 
-def _gregorian_year_bounds(text: str, language: str | None) -> int | None:
+def _gregorian_year_bounds(text: str, language: str | None, starts: list[int] | None = None) -> int | None:
     """The latest year the text mentions, as a Gregorian year (Jalali/Hijri years converted)."""
     best: int | None = None
-    for m in _YEAR_RE.finditer(text):
+    for m in _finditer(_YEAR_RE, text, starts):
         y = int(m.group(1))
         if y >= 1900:
             g = y
@@ -232,7 +294,10 @@ def extract_dates(
             return None, pos
         return lex.weekdays[w.group("wd")], w.start()
 
-    for m in lex.numeric_re.finditer(s):
+    # Every date pattern starts with a digit not preceded by a letter or digit.
+    starts = _starts(s)
+    date_starts = starts.dates if starts is not None else None
+    for m in _finditer(lex.numeric_re, s, date_starts):
         g = m.groupdict()
         if g["Y"]:
             y, mo, d = int(g["f"] + g["Y"]), int(g["M"]), int(g["D"])
@@ -243,7 +308,7 @@ def extract_dates(
         raw.append({"m": m, "a": a, "cal": _year_calendar(y, language, hint), "y": y, "mo": mo, "d": d,
                     "wd": wd})
     taken = [r["m"].span() for r in raw]
-    for m in lex.named_re.finditer(s):
+    for m in _finditer(lex.named_re, s, date_starts):
         if any(a < m.end() and m.start() < b for a, b in taken):
             continue
         g = m.groupdict()
@@ -257,7 +322,7 @@ def extract_dates(
         raw.append({"m": m, "a": a, "cal": cal, "y": y, "mo": mo, "d": int(g["f"] + g["d"]), "wd": wd})
     raw.sort(key=lambda r: r["a"])
 
-    lower = None if context_date else _gregorian_year_bounds(s, language)
+    lower = None if context_date else _gregorian_year_bounds(s, language, starts.years if starts is not None else None)
     published: dict | None = None
     dates: list[dict] = []
     # Dates with a year first: the publication date among them is the context for the rest.
