@@ -551,29 +551,52 @@ def _ws_select(s: np.ndarray, display: bool) -> tuple[np.ndarray | None, str]:
     return np.flatnonzero(~drop), _NEWLINES_2.sub("\n", text)
 
 
-def _as_tuple(values: np.ndarray, tail: int | None = None) -> tuple[int, ...]:
-    """``values`` (non-negative ints) as a tuple of Python ints, plus ``tail`` if given.
+_Runs = tuple[list[int], list[int]]  # first value and end index of each run of consecutive values
+
+
+def _runs(values: np.ndarray) -> _Runs | None:
+    """``values`` as runs of consecutive ints, or ``None`` when there are too many runs to be worth it."""
+    n = len(values)
+    cuts = (values[1:] - values[:-1] != 1).nonzero()[0] + 1
+    if len(cuts) * 8 > n:
+        return None
+    return [int(values[0]), *values[cuts].tolist()], [*cuts.tolist(), n]
+
+
+def _as_tuple(
+    values: np.ndarray, tail: int | None = None, runs: _Runs | None = None, shift: int = 0
+) -> tuple[int, ...]:
+    """``values + shift`` (non-negative ints) as a tuple of Python ints, plus ``tail`` if given.
 
     Offset maps are long runs of consecutive indices, so they are assembled from slices of one shared tuple of
-    ints: per run a C-level copy instead of a new int object per character.
+    ints: per run a C-level copy instead of a new int object per character. ``runs`` may be given when ``values``
+    are known to have them (``_runs`` of the unshifted values).
     """
-    n = len(values)
-    out: list[int]
-    if n == 0:
-        out = []
-    else:
-        cuts = np.flatnonzero(values[1:] - values[:-1] != 1) + 1
-        if int(values.max()) >= _INT_POOL_SIZE or len(cuts) * 8 > n:
-            out = values.tolist()
+    if len(values) == 0:
+        return () if tail is None else (tail,)
+    if runs is None:
+        runs = _runs(values)
+    ints = _arrays().ints
+    if runs is not None:
+        firsts, ends = runs
+        last = firsts[-1] + shift + ends[-1] - (ends[-2] if len(ends) > 1 else 0)  # one past the last value
+        extend = tail is not None and tail == last  # the tail continues the last run
+        if len(firsts) == 1 and (tail is None or extend) and last + extend <= len(ints):
+            return ints[firsts[0] + shift : last + extend]
+        out: list[int] = []
+        prev = 0
+        for v, e in zip(firsts, ends, strict=True):
+            lo = v + shift
+            hi = lo + e - prev
+            if hi > len(ints):
+                break
+            out += ints[lo:hi]
+            prev = e
         else:
-            ints = _arrays().ints
-            firsts = values[0:1].tolist() + values[cuts].tolist()
-            bounds = [*cuts.tolist(), n]
-            out = []
-            prev = 0
-            for v, b in zip(firsts, bounds, strict=True):
-                out += ints[v : v + b - prev]
-                prev = b
+            if tail is not None:
+                out.append(tail)
+            return tuple(out)
+    out = (values + shift).tolist() if shift else values.tolist()
     if tail is not None:
         out.append(tail)
     return tuple(out)
@@ -658,13 +681,15 @@ def _normalize_fast(text: str) -> Normalized | None:
         ins = mstarts[points]
         mstarts = np.insert(mstarts, points, ins)
         mends = np.insert(mends, points, ins)
+    # Without CR LF pairs every display character ends where it starts plus one: both maps share their runs.
+    display_runs = _runs(dpos)
     return Normalized(
         source=text,
         display=display,
-        display_map=_as_tuple(dpos, n),
+        display_map=_as_tuple(dpos, n, display_runs),
         match=match,
         match_map=_as_tuple(mstarts, n),
-        display_ends=_as_tuple(dend),
+        display_ends=_as_tuple(dend) if any_crlf else _as_tuple(dpos, None, display_runs, 1),
         match_ends=_as_tuple(mends),
     )
 
