@@ -42,6 +42,7 @@ _DIACRITICS = re.compile(r"[\u064b-\u065f\u0670]")
 class _Cues:
     fa_words: frozenset[str]
     ar_words: frozenset[str]
+    cue_words: frozenset[str]  # fa_words | ar_words
     fa_letters: re.Pattern[str]
     fa_typing: re.Pattern[str]
     ar_letters: re.Pattern[str]
@@ -183,6 +184,7 @@ def _cues() -> _Cues:
     return _Cues(
         fa_words=frozenset(fold(w) for w in d["fa_words"]),
         ar_words=frozenset(fold(w) for w in d["ar_words"]),
+        cue_words=frozenset(fold(w) for w in (*d["fa_words"], *d["ar_words"])),
         fa_letters=re.compile("[" + d["fa_letters"] + "]"),
         fa_typing=re.compile("[" + d["fa_typing_letters"] + "]"),
         ar_letters=re.compile("[" + d["ar_letters"] + "]"),
@@ -245,8 +247,10 @@ def _scores_fast(cp: np.ndarray, c: _Cues, a: _Arrays) -> tuple[float, float, fl
     else:
         folded, folded_tok = a.fold[cp], tok
     tokens = _decode(np.where(folded_tok, folded, np.uint32(32))).split()
-    fa = float(sum(map(c.fa_words.__contains__, tokens)))
-    ar = float(sum(map(c.ar_words.__contains__, tokens)))
+    # Most tokens are no cue word: drop them in one pass, then count the few left per language.
+    cue_words = list(filter(c.cue_words.__contains__, tokens))
+    fa = float(sum(map(c.fa_words.__contains__, cue_words)))
+    ar = float(sum(map(c.ar_words.__contains__, cue_words)))
     tok_id = np.cumsum(starts)
     fa_letter_tokens = _count_tokens_with(tok_id, flags & _FA)
     fa_typing_tokens = _count_tokens_with(tok_id, flags & _FA_TYPING)
