@@ -530,25 +530,34 @@ _NEWLINES_2 = re.compile(r"\n\n+")
 def _ws_select(s: np.ndarray, display: bool) -> tuple[np.ndarray | None, str]:
     """``_ws_keep(s, display)`` and the text of the characters it keeps.
 
-    Most texts have no blank run but newline runs (paragraph breaks): a few substring tests find that case, where
-    only newlines go.
+    Most texts have no blank run but blanks at either end (which go) and newline runs (paragraph breaks): a few
+    substring tests find that case, where only newlines go.
     """
     text = _decode(s)
-    if not text or text[0] in " \n" or text[-1] in " \n" or "  " in text or " \n" in text or "\n " in text:
+    inner = text.strip(" \n")
+    if not inner or "  " in inner or " \n" in inner or "\n " in inner:
         k = _ws_keep(s, display)
         return k, (text if k is None else _decode(s[k]))
-    nl = s == 10
-    drop = np.zeros(len(s), dtype=bool)
-    if display:
-        # A run keeps two newlines.
-        if "\n\n\n" not in text:
+    n = len(text)
+    lead = n - len(text.lstrip(" \n"))
+    trail = n - lead - len(inner)
+    # A newline run keeps two newlines in the display form, one in the match form.
+    run = "\n\n\n" if display else "\n\n"
+    if run not in inner:
+        if lead == 0 and trail == 0:
             return None, text
+        return np.arange(lead, n - trail), inner
+    nl = s == 10
+    drop = np.zeros(n, dtype=bool)
+    if display:
         drop[2:] = nl[2:] & nl[1:-1] & nl[:-2]
-        return np.flatnonzero(~drop), _NEWLINES_3.sub("\n\n", text)
-    if "\n\n" not in text:
-        return None, text
-    drop[1:] = nl[1:] & nl[:-1]
-    return np.flatnonzero(~drop), _NEWLINES_2.sub("\n", text)
+        inner = _NEWLINES_3.sub("\n\n", inner)
+    else:
+        drop[1:] = nl[1:] & nl[:-1]
+        inner = _NEWLINES_2.sub("\n", inner)
+    drop[:lead] = True
+    drop[n - trail :] = True
+    return np.flatnonzero(~drop), inner
 
 
 _Runs = tuple[list[int], list[int]]  # first value and end index of each run of consecutive values
