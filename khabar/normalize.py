@@ -458,8 +458,11 @@ class _Arrays:
 
 
 @lru_cache(maxsize=1)
-def _arrays() -> _Arrays:
+def _arrays() -> _Arrays | None:
+    """The tables as arrays; ``None`` if a table is not 1:1 (then only the reference path applies)."""
     t = _tables()
+    if any(len(v) != 1 for v in (*t.display_table.values(), *t.match_table.values())):
+        return None
 
     def lut(table: dict[int, str]) -> np.ndarray:
         out = np.arange(_UNICODE_SIZE, dtype=np.uint32)
@@ -585,8 +588,9 @@ def _as_tuple(
         return () if tail is None else (tail,)
     if runs is None:
         runs = _runs(values)
-    ints = _arrays().ints
-    if runs is not None:
+    a = _arrays()
+    if runs is not None and a is not None:
+        ints = a.ints
         firsts, ends = runs
         last = firsts[-1] + shift + ends[-1] - (ends[-2] if len(ends) > 1 else 0)  # one past the last value
         extend = tail is not None and tail == last  # the tail continues the last run
@@ -618,6 +622,8 @@ def _decode(cps: np.ndarray) -> str:
 def _normalize_fast(text: str) -> Normalized | None:
     """:func:`_normalize` on code-point arrays; ``None`` where only the reference path applies."""
     a = _arrays()
+    if a is None:
+        return None
     c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     n = len(c)
     if n < 2 or a.display_expand[c].any():
@@ -763,8 +769,11 @@ def _fold_match(d: str) -> str:
     """``d.translate(match_table)``."""
     if len(d) < _TABLE_MIN:
         return d.translate(_tables().match_table)
+    a = _arrays()
+    if a is None:
+        return d.translate(_tables().match_table)
     cp = np.frombuffer(d.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    return _decode(_arrays().match_lut[cp])
+    return _decode(a.match_lut[cp])
 
 
 @lru_cache(maxsize=65536)
