@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from hashlib import blake2b
 from pathlib import Path
+
+import numpy as np
 
 from khabar.normalize import Normalized, match_key, normalize
 
@@ -46,6 +49,7 @@ _ONLY_DATE_WORDS_RE = re.compile(r"^[\w\s/.,:\-]*$")
 class _Rules:
     lines: frozenset[str]
     patterns: tuple[re.Pattern[str], ...]
+    any_pattern: re.Pattern[str] | None  # the patterns as one alternation: one scan tells whether any matches
     related: frozenset[str]
     credits: tuple[re.Pattern[str], ...]
     bylines: tuple[re.Pattern[str], ...]
@@ -54,12 +58,27 @@ class _Rules:
     dateline_max: int
 
 
+def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
+    """One regex that matches somewhere iff one of ``patterns`` does (``None`` if they cannot be combined)."""
+    if not patterns:
+        return None
+    try:
+        combined = re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error:
+        return None
+    # A back-reference by number would point at another pattern's group once combined.
+    if any(re.search(r"\\[1-9]", p) for p in patterns):
+        return None
+    return combined
+
+
 @lru_cache(maxsize=1)
 def _rules() -> _Rules:
     d = json.loads(_DATA.read_text(encoding="utf-8"))
     return _Rules(
         lines=frozenset(match_key(x) for x in d["lines"]),
         patterns=tuple(re.compile(p) for p in d["patterns"]),
+        any_pattern=_alternation(d["patterns"]),
         related=frozenset(match_key(x) for x in d["related_headers"]),
         credits=tuple(re.compile(p) for p in d["credit_patterns"]),
         bylines=tuple(re.compile(p) for p in d["byline_patterns"]),
@@ -123,7 +142,10 @@ class FurnitureLearner:
 
     def observe(self, source: str, lines: Iterable[str]) -> None:
         """Count the distinct short lines of one document of ``source``."""
-        keys = {self._key(x) for x in lines if x.strip() and len(x) <= self.max_line_chars}
+        self._observe(source, lines, self._key)
+
+    def _observe(self, source: str, lines: Iterable[str], key: Callable[[str], bytes]) -> None:
+        keys = {key(x) for x in lines if x.strip() and len(x) <= self.max_line_chars}
         if source in self._docs:
             self._docs.move_to_end(source)
         else:
@@ -143,10 +165,13 @@ class FurnitureLearner:
 
     def is_furniture(self, source: str, line: str) -> bool:
         """True if ``line`` appeared in at least ``min_share`` of ``source``'s documents."""
+        return self._is_furniture(source, line, self._key)
+
+    def _is_furniture(self, source: str, line: str, key: Callable[[str], bytes]) -> bool:
         docs = self._docs.get(source, 0)
         if docs < self.min_docs or len(line) > self.max_line_chars:
             return False
-        n = self._counts.get(source, {}).get(self._key(line), 0)
+        n = self._counts.get(source, {}).get(key(line), 0)
         return n >= 3 and n / docs >= self.min_share
 
     def __len__(self) -> int:
@@ -164,13 +189,45 @@ class _Line:
     role: str | None = None  # title / byline / dateline
 
 
+_BMP = 0x10000
+_COUNT_MIN = 400  # from this many characters one table look-up over the text beats a regex per line
+
+
+@lru_cache(maxsize=1)
+def _word_chars() -> np.ndarray:
+    """Which BMP code points ``_WORD_RE`` counts as word characters, as ``re`` decides."""
+    mask = np.zeros(_BMP, dtype=bool)
+    for m in _WORD_RE.finditer("".join(map(chr, range(_BMP)))):
+        mask[m.start() : m.end()] = True
+    return mask
+
+
+def _word_counts(key: str, spans: list[tuple[int, int]]) -> list[int] | None:
+    """``len(_WORD_RE.findall(key[a:b]))`` per span (lines: newline-bounded), or ``None`` if not computed."""
+    if len(key) < _COUNT_MIN:
+        return None
+    cp = np.frombuffer(key.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(cp.max()) >= _BMP:
+        return None
+    word = _word_chars()[cp]
+    starts = word.copy()
+    starts[1:] &= ~word[:-1]
+    # Words never cross a line boundary (a newline is no word character), so count word starts per line.
+    before = np.zeros(len(cp) + 1, dtype=np.int64)
+    np.cumsum(starts, out=before[1:])
+    bounds = np.array(spans, dtype=np.int64)
+    return (before[bounds[:, 1]] - before[bounds[:, 0]]).tolist()
+
+
 def _lines(text: str, norm: Normalized) -> list[_Line]:
     out: list[_Line] = []
-    for m in _LINE_RE.finditer(norm.match):
-        s, e = norm.to_source(m.start(), m.end(), "match")
-        raw = text[s:e]
-        key = m.group()
-        out.append(_Line(s, e, raw, key, len(_WORD_RE.findall(key))))
+    key_text = norm.match
+    found = [(m.span(), m.group()) for m in _LINE_RE.finditer(key_text)]
+    counts = _word_counts(key_text, [span for span, _ in found]) if found else None
+    for i, ((a, b), key) in enumerate(found):
+        s, e = norm.to_source(a, b, "match")
+        words = counts[i] if counts is not None else len(_WORD_RE.findall(key))
+        out.append(_Line(s, e, text[s:e], key, words))
     return out
 
 
@@ -178,6 +235,10 @@ def _is_furniture(line: _Line, rules: _Rules) -> str | None:
     if line.key in rules.lines:
         return "site furniture"
     if len(line.key) <= 160:
+        if rules.any_pattern is not None:
+            if rules.any_pattern.search(line.key):
+                return "counter or separator" if line.words <= 1 else "site furniture"
+            return None
         for p in rules.patterns:
             if p.search(line.key):
                 return "counter or separator" if line.words <= 1 else "site furniture"
@@ -237,6 +298,21 @@ def analyse(
     if not lines:
         return st
 
+    # The learner keys a line by its match form, which is already at hand: normalisation is local to the token,
+    # so match_key(line.text) == line.key (a unit test holds it to that). Hash each line once per document.
+    match_form = {ln.text: ln.key for ln in lines}
+    known: dict[str, bytes] = {}
+
+    def line_key(line: str) -> bytes:
+        k = known.get(line)
+        if k is None:
+            key = match_form.get(line)
+            k = known[line] = (
+                FurnitureLearner._key(line) if key is None else blake2b(key.encode("utf-8"), digest_size=8).digest()
+            )
+        return k
+
+    own_learner = type(learner) is FurnitureLearner  # a subclass may override the public methods
     last = len(lines) - 1
     for i, ln in enumerate(lines):
         ln.reason = _is_furniture(ln, rules)
@@ -248,7 +324,11 @@ def analyse(
             and learner is not None
             and source
             and ln.words <= 25
-            and learner.is_furniture(source, ln.text)
+            and (
+                learner._is_furniture(source, ln.text, line_key)
+                if own_learner
+                else learner.is_furniture(source, ln.text)
+            )
         ):
             ln.reason = "repeated across documents of this source"
 
@@ -369,14 +449,16 @@ def analyse(
     st.body = "\n\n".join(p for p in body_parts if p)
 
     if learner is not None and source:
-        learner.observe(source, [ln.text for ln in lines if ln.role != "title"])
+        body_lines = [ln.text for ln in lines if ln.role != "title"]
+        if own_learner:
+            learner._observe(source, body_lines, line_key)
+        else:
+            learner.observe(source, body_lines)
     return st
 
 
 def _disp_index(norm: Normalized, src: int) -> int:
     """First display index whose source position is at or after ``src``."""
-    from bisect import bisect_left
-
     return bisect_left(norm.display_map, src, 0, len(norm.display))
 
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from khabar.normalize import Normalized, match_key, normalize
 
@@ -30,7 +33,69 @@ __all__ = ["extract_dates", "parse_date_value"]
 
 _DATA = Path(__file__).resolve().parent / "data" / "dates"
 _HEADER_CHARS = 400
-_YEAR_RE = re.compile(r"(?<!\d)(1[3-4]\d\d|19\d\d|20\d\d)(?!\d)")
+# Each alternative starts with a literal digit and checks the character before it after matching it, so the regex
+# engine can skip to candidate digits instead of trying the lookbehind at every position (same matches as
+# ``(?<!\d)(1[3-4]\d\d|19\d\d|20\d\d)(?!\d)``).
+_YEAR_RE = re.compile(r"(1(?<!\d1)[3-4]\d\d|1(?<!\d1)9\d\d|2(?<!\d2)0\d\d)(?!\d)")
+
+
+_BMP = 0x10000
+_SCAN_MIN = 200  # from this length, finding the candidate digits by table look-up beats a regex scan
+
+
+@lru_cache(maxsize=1)
+def _digit_mask() -> np.ndarray:
+    """Per BMP code point: does ``\\d`` match it (as ``re`` decides)."""
+    mask = np.zeros(_BMP, dtype=bool)
+    for m in re.finditer(r"\d+", "".join(map(chr, range(_BMP)))):
+        mask[m.start() : m.end()] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class _Starts:
+    """Where the date and year regexes can start in a text."""
+
+    dates: list[int]  # digits not preceded by a letter or digit
+    years: list[int]  # 1 or 2 not preceded by a digit
+
+
+def _starts(s: str) -> _Starts | None:
+    """Candidate start positions, or ``None`` where a plain regex scan is as cheap (or the table does not apply)."""
+    if len(s) < _SCAN_MIN:
+        return None
+    cp = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if int(cp.max()) >= _BMP:
+        return None
+    dates: list[int] = []
+    years: list[int] = []
+    for p in np.flatnonzero(_digit_mask()[cp]).tolist():
+        # str.isalnum/isdecimal of one character are the tests behind re's [^\W_] and \d.
+        prev = s[p - 1] if p else ""
+        if not prev.isalnum():
+            dates.append(p)
+        if not prev.isdecimal() and s[p] in "12":
+            years.append(p)
+    return _Starts(dates, years)
+
+
+def _finditer(pattern: re.Pattern[str], s: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(s)`` for a pattern whose matches can only begin at ``starts`` (all of them if ``None``).
+
+    Trying the pattern at those positions only, in order and never inside the previous match, finds what the scan
+    finds; lookbehinds still see the text before the position.
+    """
+    if starts is None:
+        yield from pattern.finditer(s)
+        return
+    end = 0
+    for p in starts:
+        if p < end:
+            continue
+        m = pattern.match(s, p)
+        if m is not None:
+            yield m
+            end = m.end()
 
 
 @dataclass(frozen=True)
@@ -59,17 +124,20 @@ def _lexicon() -> _Lexicon:
     weekdays = {match_key(n): int(k) for k, names in wdata.items() if k != "about" for n in names}
     suffix_calendar = {match_key(s): cal for cal, sfx in mdata["year_suffixes"].items() for s in sfx}
     mon, wd, sfx = _alt(list(months)), _alt(list(weekdays)), _alt(list(suffix_calendar))
-    b, e = r"(?<![^\W_])", r"(?![^\W_])"
+    e = r"(?![^\W_])"
     # Dates start with a digit, so the scan can skip ahead; a weekday before it is looked up after.
     weekday_before = rf"(?:(?:روز|يوم)\s+)?(?<![^\W_])(?P<wd>{wd})\s*,?\s*(?:(?:الموافق|مصادف با)\s+)?$"
+    # Both patterns start with a digit, checked against the character before it only once matched (``f``, then
+    # ``(?<![^\W_]\d)`` = ``(?<![^\W_])`` before ``f``): the engine skips to digits instead of trying a lookbehind
+    # at every position. ``f`` is the first digit of ``d``/``Y``/``D2``.
     named = (
-        rf"{b}(?P<d>\d{{1,2}}){e}\s*(?:(?:من\s+)?(?:شهر|ماه)\s+)?(?P<m>{mon}){e}"
+        rf"(?P<f>\d)(?<![^\W_]\d)(?P<d>\d?){e}\s*(?:(?:من\s+)?(?:شهر|ماه)\s+)?(?P<m>{mon}){e}"
         rf"(?:\s*[/(-]?\s*(?P<m2>{mon})\s*\)?{e})?"
         rf"(?:\s*,?\s*(?:(?:سال|عام)\s+)?(?P<y>\d{{4}}){e}(?:\s*(?P<sfx>{sfx}){e})?)?"
     )
     numeric = (
-        rf"{b}(?:(?P<Y>\d{{4}})\s*(?P<s1>[/.-])\s*(?P<M>\d{{1,2}})\s*(?P=s1)\s*(?P<D>\d{{1,2}})"
-        rf"|(?P<D2>\d{{1,2}})\s*(?P<s2>[/.-])\s*(?P<M2>\d{{1,2}})\s*(?P=s2)\s*(?P<Y2>\d{{4}})){e}"
+        rf"(?P<f>\d)(?<![^\W_]\d)(?:(?P<Y>\d{{3}})\s*(?P<s1>[/.-])\s*(?P<M>\d{{1,2}})\s*(?P=s1)\s*(?P<D>\d{{1,2}})"
+        rf"|(?P<D2>\d?)\s*(?P<s2>[/.-])\s*(?P<M2>\d{{1,2}})\s*(?P=s2)\s*(?P<Y2>\d{{4}})){e}"
         rf"(?:\s*(?P<sfx>{sfx}){e})?"
     )
     return _Lexicon(months, weekdays, re.compile(named), re.compile(numeric), re.compile(weekday_before),
@@ -103,10 +171,10 @@ def _year_calendar(y: int, language: str | None, hint: str | None) -> str:
     return "jalali" if language == "fa" else "hijri"
 
 
-def _gregorian_year_bounds(text: str, language: str | None) -> int | None:
+def _gregorian_year_bounds(text: str, language: str | None, starts: list[int] | None = None) -> int | None:
     """The latest year the text mentions, as a Gregorian year (Jalali/Hijri years converted)."""
     best: int | None = None
-    for m in _YEAR_RE.finditer(text):
+    for m in _finditer(_YEAR_RE, text, starts):
         y = int(m.group(1))
         if y >= 1900:
             g = y
@@ -226,18 +294,21 @@ def extract_dates(
             return None, pos
         return lex.weekdays[w.group("wd")], w.start()
 
-    for m in lex.numeric_re.finditer(s):
+    # Every date pattern starts with a digit not preceded by a letter or digit.
+    starts = _starts(s)
+    date_starts = starts.dates if starts is not None else None
+    for m in _finditer(lex.numeric_re, s, date_starts):
         g = m.groupdict()
         if g["Y"]:
-            y, mo, d = int(g["Y"]), int(g["M"]), int(g["D"])
+            y, mo, d = int(g["f"] + g["Y"]), int(g["M"]), int(g["D"])
         else:
-            y, mo, d = int(g["Y2"]), int(g["M2"]), int(g["D2"])
+            y, mo, d = int(g["Y2"]), int(g["M2"]), int(g["f"] + g["D2"])
         hint = lex.suffix_calendar.get(g["sfx"]) if g["sfx"] else None
         wd, a = weekday_before(m.start())
         raw.append({"m": m, "a": a, "cal": _year_calendar(y, language, hint), "y": y, "mo": mo, "d": d,
                     "wd": wd})
     taken = [r["m"].span() for r in raw]
-    for m in lex.named_re.finditer(s):
+    for m in _finditer(lex.named_re, s, date_starts):
         if any(a < m.end() and m.start() < b for a, b in taken):
             continue
         g = m.groupdict()
@@ -248,10 +319,10 @@ def extract_dates(
         if g["sfx"] and y is not None:
             cal = lex.suffix_calendar.get(g["sfx"], cal)
         wd, a = weekday_before(m.start())
-        raw.append({"m": m, "a": a, "cal": cal, "y": y, "mo": mo, "d": int(g["d"]), "wd": wd})
+        raw.append({"m": m, "a": a, "cal": cal, "y": y, "mo": mo, "d": int(g["f"] + g["d"]), "wd": wd})
     raw.sort(key=lambda r: r["a"])
 
-    lower = None if context_date else _gregorian_year_bounds(s, language)
+    lower = None if context_date else _gregorian_year_bounds(s, language, starts.years if starts is not None else None)
     published: dict | None = None
     dates: list[dict] = []
     # Dates with a year first: the publication date among them is the context for the rest.

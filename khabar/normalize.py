@@ -46,6 +46,9 @@ from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 
+import ahocorasick
+import numpy as np
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 __all__ = [
@@ -69,11 +72,15 @@ class _Tables:
     display_table: dict[int, str]
     display_chars: re.Pattern[str]
     display_special: re.Pattern[str]
+    display_special_chars: re.Pattern[str]
     display_expand: dict[str, str]
+    display_delete: frozenset[str]
     match_table: dict[int, str]
+    match_keeps_persian_yeh: dict[int, str] | None  # match_table leaving ی unfolded, if nothing else folds to it
     match_delete: re.Pattern[str]
+    match_delete_chars: frozenset[str]
     quotes: dict[str, tuple[str, str]]
-    compounds: re.Pattern[str] | None
+    compound_finder: ahocorasick.Automaton | None
     compound_splits: dict[str, tuple[int, ...]]
     suffix_re: re.Pattern[str]
     prefix_re: re.Pattern[str]
@@ -135,8 +142,12 @@ def _tables() -> _Tables:
             acc += len(p)
             offs.append(acc)
         splits["".join(parts)] = tuple(offs)
-    alts = "|".join(re.escape(k) for k in sorted(splits, key=len, reverse=True))
-    compounds = re.compile("(" + alts + ")") if alts else None
+    finder: ahocorasick.Automaton | None = None
+    if splits:
+        finder = ahocorasick.Automaton()
+        for comp in splits:
+            finder.add_word(comp, comp)
+        finder.make_automaton()
     suffixes = "|".join(re.escape(fold(s)) for s in sorted(half["suffixes_after_heh"], key=len, reverse=True))
     # Patterns start with a literal so the regex engine can skip ahead; context is checked in Python.
     suffix_re = re.compile(r"ه(?=(?:" + suffixes + r")(?![^\W\d_]))")
@@ -147,11 +158,19 @@ def _tables() -> _Tables:
         display_table=table,
         display_chars=re.compile("[" + re.escape("".join(sorted(chr(c) for c in table))) + "]"),
         display_special=display_special,
+        display_special_chars=re.compile("[" + re.escape(special_chars) + "]"),
         display_expand=expand,
+        display_delete=frozenset(deletions),
         match_table=mt,
+        match_keeps_persian_yeh=(
+            None
+            if "\u06cc" in mt.values() or "\u06cc" in mdel
+            else {k: v for k, v in mt.items() if k != 0x06CC}
+        ),
         match_delete=match_delete,
+        match_delete_chars=frozenset(mdel),
         quotes=quotes,
-        compounds=compounds,
+        compound_finder=finder,
         compound_splits=splits,
         suffix_re=suffix_re,
         prefix_re=prefix_re,
@@ -321,35 +340,42 @@ def _is_letter(ch: str) -> bool:
     return ch.isalpha()
 
 
-def _split_points(s: str, persian_yeh: Callable[[int], bool]) -> list[int]:
-    """Positions in the folded string ``s`` where a missing half-space gets a space."""
+def _split_points(s: str, persian_yeh: Callable[[int], bool], verb_prefixes: bool = True) -> list[int]:
+    """Positions in the folded string ``s`` where a missing half-space gets a space.
+
+    ``verb_prefixes=False`` skips the verb-prefix rule; only for callers who know it cannot apply (with
+    ``prefix_needs_persian_yeh``, a text without Persian ی).
+    """
     t = _tables()
     points: set[int] = set()
-    if t.compounds is not None:
-        pos = 0
-        while True:
-            m = t.compounds.search(s, pos)
-            if m is None:
-                break
-            for off in t.compound_splits[m.group(1)]:
-                points.add(m.start() + off)
-            # Compounds may overlap (امیرعبداللهیان): look again from the next character.
-            pos = m.start() + 1
+    if t.compound_finder is not None:
+        # Every position where a compound starts counts, with the longest compound starting there (what searching
+        # again from the next character with the longest-first alternation finds; compounds may overlap, as in
+        # امیرعبداللهیان). One Aho-Corasick pass instead of a regex search per hit.
+        longest: dict[int, str] = {}
+        for end, comp in t.compound_finder.iter(s):
+            start = end - len(comp) + 1
+            if len(comp) > len(longest.get(start, "")):
+                longest[start] = comp
+        for start, comp in longest.items():
+            for off in t.compound_splits[comp]:
+                points.add(start + off)
     for m in t.suffix_re.finditer(s):
         a = m.start()
         if a >= 2 and _is_letter(s[a - 1]) and _is_letter(s[a - 2]):
             points.add(a + 1)
-    for m in t.prefix_re.finditer(s):
-        a, b = m.span()
-        if a > 0 and (_is_letter(s[a - 1]) or s[a - 1].isdigit()):
-            continue
-        if t.prefix_needs_persian_yeh and not persian_yeh(b - 1):
-            continue
-        w = _WORD_AT_RE.match(s, a)
-        word = w.group() if w else ""
-        if word in t.prefix_exact or word.startswith(t.prefix_blocked):
-            continue
-        points.add(b)
+    if verb_prefixes:
+        for m in t.prefix_re.finditer(s):
+            a, b = m.span()
+            if a > 0 and (_is_letter(s[a - 1]) or s[a - 1].isdigit()):
+                continue
+            if t.prefix_needs_persian_yeh and not persian_yeh(b - 1):
+                continue
+            w = _WORD_AT_RE.match(s, a)
+            word = w.group() if w else ""
+            if word in t.prefix_exact or word.startswith(t.prefix_blocked):
+                continue
+            points.add(b)
     return sorted(p for p in points if 0 < p < len(s) and s[p - 1] != " " and s[p] != " ")
 
 
@@ -410,6 +436,279 @@ def _match(display: str) -> tuple[str, list[int], list[int], list[int]]:
     return s3, idx, eidx, inserted
 
 
+# --- Vectorised path -------------------------------------------------------------------------------------------
+# The rules above, restated as per-character table look-ups and selections over code-point arrays. Every step of
+# the display and match forms maps characters 1:1, deletes them, or keeps chosen ones of a whitespace run, so the
+# offset maps are index selections that numpy does in C. The character-loop implementation stays the reference
+# (and the path for short strings and for the rare multi-character NFKC expansions); tests check both agree.
+
+_FAST_MIN = 160  # below this many characters numpy's per-call overhead costs more than it saves
+_UNICODE_SIZE = 0x110000
+_INT_POOL_SIZE = 1 << 16
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    display_lut: np.ndarray  # code point -> display code point (1:1 part of the display table)
+    display_drop: np.ndarray  # True for characters the display form deletes
+    display_expand: np.ndarray  # True for characters that expand to several (handled by the reference path)
+    match_lut: np.ndarray  # display code point -> match code point
+    match_drop: np.ndarray  # True for marks the match form deletes (checked after the match table)
+    ints: tuple[int, ...]  # the ints 0..N-1, sliced into offset maps
+
+
+@lru_cache(maxsize=1)
+def _arrays() -> _Arrays | None:
+    """The tables as arrays; ``None`` if a table is not 1:1 (then only the reference path applies)."""
+    t = _tables()
+    if any(len(v) != 1 for v in (*t.display_table.values(), *t.match_table.values())):
+        return None
+
+    def lut(table: dict[int, str]) -> np.ndarray:
+        out = np.arange(_UNICODE_SIZE, dtype=np.uint32)
+        for k, v in table.items():
+            out[k] = ord(v)
+        return out
+
+    def mask(chars: frozenset[str] | set[str]) -> np.ndarray:
+        out = np.zeros(_UNICODE_SIZE, dtype=bool)
+        out[[ord(c) for c in chars]] = True
+        return out
+
+    return _Arrays(
+        display_lut=lut(t.display_table),
+        display_drop=mask(t.display_delete),
+        display_expand=mask(set(t.display_expand)),
+        match_lut=lut(t.match_table),
+        match_drop=mask(t.match_delete_chars),
+        ints=tuple(range(_INT_POOL_SIZE)),
+    )
+
+
+def _ws_keep(s: np.ndarray, display: bool) -> np.ndarray | None:
+    """Indices of ``s`` that the whitespace pass (``_WS_RE`` with ``_ws_display``/``_ws_match``) keeps.
+
+    ``_WS_RE`` matches every maximal run of spaces/newlines except a lone space between non-blanks, so per run:
+    runs touching either end vanish; a run without a newline keeps its first space; a run with newlines keeps its
+    first newline (display: also its second). Returns ``None`` when everything is kept.
+    """
+    sp = s == 32
+    nl = s == 10
+    ws = sp | nl
+    if not ws.any():
+        return None
+    n = len(s)
+    rstart = ws.copy()
+    rstart[1:] &= ~ws[:-1]
+    rid = np.cumsum(rstart)  # run number, per character
+    has_nl = np.zeros(int(rid[-1]) + 1, dtype=bool)
+    nlpos = np.flatnonzero(nl)
+    has_nl[rid[nlpos]] = True
+    keep = ~ws
+    keep |= rstart & ~has_nl[rid]
+    if len(nlpos):
+        r = rid[nlpos]
+        first = np.ones(len(r), dtype=bool)
+        first[1:] = r[1:] != r[:-1]
+        keep[nlpos[first]] = True
+        if display and len(r) > 1:
+            second = np.zeros(len(r), dtype=bool)
+            second[1:] = (r[1:] == r[:-1]) & first[:-1]
+            keep[nlpos[second]] = True
+    if ws[0]:
+        lead = int(np.argmin(ws)) if not ws.all() else n
+        keep[:lead] = False
+    if ws[-1]:
+        trail = int(np.argmin(ws[::-1])) if not ws.all() else n
+        keep[n - trail :] = False
+    if keep.all():
+        return None
+    return np.flatnonzero(keep)
+
+
+_NEWLINES_3 = re.compile(r"\n\n\n+")
+_NEWLINES_2 = re.compile(r"\n\n+")
+
+
+def _ws_select(s: np.ndarray, display: bool) -> tuple[np.ndarray | None, str]:
+    """``_ws_keep(s, display)`` and the text of the characters it keeps.
+
+    Most texts have no blank run but blanks at either end (which go) and newline runs (paragraph breaks): a few
+    substring tests find that case, where only newlines go.
+    """
+    text = _decode(s)
+    inner = text.strip(" \n")
+    if not inner or "  " in inner or " \n" in inner or "\n " in inner:
+        k = _ws_keep(s, display)
+        return k, (text if k is None else _decode(s[k]))
+    n = len(text)
+    lead = n - len(text.lstrip(" \n"))
+    trail = n - lead - len(inner)
+    # A newline run keeps two newlines in the display form, one in the match form.
+    run = "\n\n\n" if display else "\n\n"
+    if run not in inner:
+        if lead == 0 and trail == 0:
+            return None, text
+        return np.arange(lead, n - trail), inner
+    nl = s == 10
+    drop = np.zeros(n, dtype=bool)
+    if display:
+        drop[2:] = nl[2:] & nl[1:-1] & nl[:-2]
+        inner = _NEWLINES_3.sub("\n\n", inner)
+    else:
+        drop[1:] = nl[1:] & nl[:-1]
+        inner = _NEWLINES_2.sub("\n", inner)
+    drop[:lead] = True
+    drop[n - trail :] = True
+    return np.flatnonzero(~drop), inner
+
+
+_Runs = tuple[list[int], list[int]]  # first value and end index of each run of consecutive values
+
+
+def _runs(values: np.ndarray) -> _Runs | None:
+    """``values`` as runs of consecutive ints, or ``None`` when there are too many runs to be worth it."""
+    n = len(values)
+    cuts = (values[1:] - values[:-1] != 1).nonzero()[0] + 1
+    if len(cuts) * 8 > n:
+        return None
+    return [int(values[0]), *values[cuts].tolist()], [*cuts.tolist(), n]
+
+
+def _as_tuple(
+    values: np.ndarray, tail: int | None = None, runs: _Runs | None = None, shift: int = 0
+) -> tuple[int, ...]:
+    """``values + shift`` (non-negative ints) as a tuple of Python ints, plus ``tail`` if given.
+
+    Offset maps are long runs of consecutive indices, so they are assembled from slices of one shared tuple of
+    ints: per run a C-level copy instead of a new int object per character. ``runs`` may be given when ``values``
+    are known to have them (``_runs`` of the unshifted values).
+    """
+    if len(values) == 0:
+        return () if tail is None else (tail,)
+    if runs is None:
+        runs = _runs(values)
+    a = _arrays()
+    if runs is not None and a is not None:
+        ints = a.ints
+        firsts, ends = runs
+        last = firsts[-1] + shift + ends[-1] - (ends[-2] if len(ends) > 1 else 0)  # one past the last value
+        extend = tail is not None and tail == last  # the tail continues the last run
+        if len(firsts) == 1 and (tail is None or extend) and last + extend <= len(ints):
+            return ints[firsts[0] + shift : last + extend]
+        out: list[int] = []
+        prev = 0
+        for v, e in zip(firsts, ends, strict=True):
+            lo = v + shift
+            hi = lo + e - prev
+            if hi > len(ints):
+                break
+            out += ints[lo:hi]
+            prev = e
+        else:
+            if tail is not None:
+                out.append(tail)
+            return tuple(out)
+    out = (values + shift).tolist() if shift else values.tolist()
+    if tail is not None:
+        out.append(tail)
+    return tuple(out)
+
+
+def _decode(cps: np.ndarray) -> str:
+    return cps.astype(np.uint32, copy=False).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _normalize_fast(text: str) -> Normalized | None:
+    """:func:`_normalize` on code-point arrays; ``None`` where only the reference path applies."""
+    a = _arrays()
+    if a is None:
+        return None
+    c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    n = len(c)
+    if n < 2 or a.display_expand[c].any():
+        return None
+
+    # Display form: 1:1 table, deletions, CR LF as one break, whitespace runs.
+    s1 = a.display_lut[c]
+    drop = a.display_drop[c]
+    crlf = (c[1:] == 10) & (c[:-1] == 13)  # crlf[i]: text[i:i + 2] == "\r\n"
+    any_crlf = bool(crlf.any())
+    if any_crlf:
+        drop[1:] |= crlf
+    if drop.any():
+        dpos = np.flatnonzero(~drop)
+        s2 = s1[dpos]
+    else:
+        dpos = np.arange(n)
+        s2 = s1
+    dend = dpos + 1
+    if any_crlf:
+        # The CR of a CR LF pair covers the LF, which has no character of its own.
+        after = np.zeros(n, dtype=bool)
+        after[:-1] = crlf
+        dend += after[dpos]
+    k, display = _ws_select(s2, True)
+    if k is not None:
+        s2, dpos, dend = s2[k], dpos[k], dend[k]
+    nd = len(s2)
+    if nd == 0:
+        return None
+    if display == text:
+        display = text
+
+    # Match form: 1:1 table, marks deleted (their span joins the letter before), whitespace runs.
+    m1 = a.match_lut[s2]
+    mdrop = a.match_drop[m1]
+    if mdrop.any():
+        midx = np.flatnonzero(~mdrop)
+        if len(midx) == 0:
+            return None
+        meidx = np.empty_like(midx)
+        meidx[:-1] = midx[1:]
+        meidx[-1] = nd
+        m2 = m1[midx]
+    else:
+        midx = np.arange(nd)
+        meidx = midx + 1
+        m2 = m1
+    k, match = _ws_select(m2, False)
+    if k is not None:
+        m2, midx, meidx = m2[k], midx[k], meidx[k]
+    if len(m2) == 0:
+        return None
+    # Index into display so the Persian-yeh check sees the unfolded letter.
+    points = _split_points(
+        match,
+        lambda i: int(s2[midx[i]]) == 0x06CC,
+        not _tables().prefix_needs_persian_yeh or bool((s2 == 0x06CC).any()),
+    )
+    mstarts = dpos[midx]
+    mends = dend[meidx - 1]
+    if points:
+        pieces, pos = [], 0
+        for p in points:
+            pieces.append(match[pos:p])
+            pos = p
+        pieces.append(match[pos:])
+        match = " ".join(pieces)
+        # An inserted space is an empty span at the source of the character it precedes.
+        ins = mstarts[points]
+        mstarts = np.insert(mstarts, points, ins)
+        mends = np.insert(mends, points, ins)
+    # Without CR LF pairs every display character ends where it starts plus one: both maps share their runs.
+    display_runs = _runs(dpos)
+    return Normalized(
+        source=text,
+        display=display,
+        display_map=_as_tuple(dpos, n, display_runs),
+        match=match,
+        match_map=_as_tuple(mstarts, n),
+        display_ends=_as_tuple(dend) if any_crlf else _as_tuple(dpos, None, display_runs, 1),
+        match_ends=_as_tuple(mends),
+    )
+
+
 _RECENT: dict[str, Normalized] = {}
 _RECENT_MAX = 8
 
@@ -429,7 +728,9 @@ def normalize(text: str) -> Normalized:
     hit = _RECENT.get(text)
     if hit is not None:
         return hit
-    result = _normalize(text)
+    result = _normalize_fast(text) if len(text) >= _FAST_MIN else None
+    if result is None:
+        result = _normalize(text)
     if len(_RECENT) >= _RECENT_MAX:
         _RECENT.clear()
     _RECENT[text] = result
@@ -460,19 +761,45 @@ def _normalize(text: str) -> Normalized:
     )
 
 
+_PERSIAN_YEH = "\u06cc"
+_TABLE_MIN = 48  # from this length a numpy table look-up beats str.translate with a dict
+
+
+def _fold_match(d: str) -> str:
+    """``d.translate(match_table)``."""
+    if len(d) < _TABLE_MIN:
+        return d.translate(_tables().match_table)
+    a = _arrays()
+    if a is None:
+        return d.translate(_tables().match_table)
+    cp = np.frombuffer(d.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return _decode(a.match_lut[cp])
+
+
 @lru_cache(maxsize=65536)
 def match_key(text: str) -> str:
     """Match form of a short string (gazetteer keys, cue words); equals ``normalize(text).match``."""
     t = _tables()
     # Fast path without offset maps for the common one-line key; anything unusual takes the full path.
-    if "\n" not in text and "\r" not in text and t.display_special.search(text) is None:
+    if "\n" not in text and "\r" not in text and t.display_special_chars.search(text) is None:
         d = text.translate(t.display_table) if t.display_chars.search(text) else text
         if "\n" not in d:
             d = " ".join(filter(None, d.split(" ")))
-            m = t.match_delete.sub("", d.translate(t.match_table))
+            m = t.match_delete.sub("", _fold_match(d))
             m = " ".join(filter(None, m.split(" ")))
+            persian_yeh: Callable[[int], bool] | None = None
             if t.prefix_re.search(m) is None:
-                points = _split_points(m, lambda _i: False)
+                persian_yeh = _never
+            elif "\n" not in m and _PERSIAN_YEH in d and t.match_keeps_persian_yeh is not None:
+                # The verb-prefix rule asks whether a ي was written ی: fold a second time leaving ی as it is. Both
+                # folds delete and collapse the same characters, so their positions agree.
+                kept = t.match_delete.sub("", d.translate(t.match_keeps_persian_yeh))
+                kept = " ".join(filter(None, kept.split(" ")))
+                persian_yeh = lambda i: kept[i] == _PERSIAN_YEH  # noqa: E731
+            elif "\n" not in m and _PERSIAN_YEH not in d:
+                persian_yeh = _never
+            if persian_yeh is not None:
+                points = _split_points(m, persian_yeh)
                 if not points:
                     return m
                 parts, pos = [], 0
@@ -483,6 +810,10 @@ def match_key(text: str) -> str:
                 return " ".join(parts)
     display, _, _ = _display(text)
     return _match(display)[0]
+
+
+def _never(_i: int) -> bool:
+    return False
 
 
 def match_tokens(text: str | Normalized) -> list[tuple[str, int, int]]:

@@ -122,3 +122,23 @@ def test_from_html() -> None:
     )
     text = from_html(html)
     assert "هذه فقرة رقم 3" in text
+
+
+def test_line_match_form_is_match_key_of_line_text() -> None:
+    # analyse() keys the furniture learner with each line's match form instead of match_key(line.text), and counts
+    # words over the whole text at once; both rest on normalisation being local to the line.
+    import random
+
+    from khabar.boilerplate import _WORD_RE, _lines
+    from khabar.normalize import match_key, normalize
+
+    pieces = [*"ابپتچحدرژسعفکگلمنوهیيكىةۀھأإآٱؤئءـًٌٍَُِّْٰ،؛؟٫۰۱٢3aZ«»“”\"'\x00\x85\x0b\x0c\t\r\u00a0\u2028",
+              "\u2029", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\ufeff", "ﯼ", "ﻻ", "\U0001f600", "\u0610",
+              " ", " ", "  ", "\n", "\n\n", "\r\n", " \n ", "میشود", "رئیسجمهوری", "پایگاههای", "کردهاند",
+              "امیرعبداللهیان", "میدان", "نمی", "عبدالله", "ها ", "های", "اند"]
+    rng = random.Random(3)
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 300)))
+        for line in _lines(text, normalize(text)):
+            assert match_key(line.text) == line.key, repr(text)
+            assert line.words == len(_WORD_RE.findall(line.key)), repr(text)

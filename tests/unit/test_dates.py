@@ -66,3 +66,22 @@ def test_parse_date_value() -> None:
     assert parse_date_value("2020-01-07 15:32:00") == date(2020, 1, 7)
     assert parse_date_value("1384/10/22") == date(2006, 1, 12)
     assert parse_date_value("garbage") is None
+
+
+def test_candidate_starts_find_what_the_scan_finds() -> None:
+    # extract_dates tries its patterns only at candidate digits; that must find exactly what finditer finds.
+    import random
+
+    from khabar.dates import _YEAR_RE, _finditer, _lexicon, _starts
+
+    lex = _lexicon()
+    pieces = [*"0123456789٣۴١ /.-,()a_بيوم \n", " ابريل ", " دي ", " رمضان ", "2016", "1398", "1437", " هـ",
+              "من شهر ", "سال ", "الجمعة ", "12/05/2016", "1395/02/12", "كلمة " * 12, *list(lex.months)[:20]]
+    rng = random.Random(8)
+    for _ in range(2000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(20, 120)))
+        starts = _starts(s)
+        if starts is None:
+            continue
+        for pattern, cands in ((lex.numeric_re, starts.dates), (lex.named_re, starts.dates), (_YEAR_RE, starts.years)):
+            assert [m.span() for m in _finditer(pattern, s, cands)] == [m.span() for m in pattern.finditer(s)]

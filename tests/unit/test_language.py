@@ -58,3 +58,21 @@ def test_paragraph_languages_for_mixed_text() -> None:
 def test_empty() -> None:
     assert detect_language("")[0] == "other"
     assert detect_language("12345 !!")[0] == "other"
+
+
+def test_vectorised_scores_equal_regex_scores() -> None:
+    import random
+
+    import numpy as np
+
+    from khabar.language import _cues, _scores_fast, _scores_regex
+
+    c = _cues()
+    assert c.arrays is not None
+    pieces = [*"ابپتثجچحخدرژسشعغفقکگلمنوهیيكىةۀھأإآؤئءـًٌٍَُِّْٰ،؛؟۰۱٢3aZéЖ_\t\u200c\u200dٹڈڑںےښ«»",
+              " ", " ", "\n", "الكتاب", "وال", "لل", "بال", " است ", " في ", " را ", " می ", "ﻻ"]
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 150)))
+        cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        assert _scores_fast(cp, c, c.arrays) == _scores_regex(text, c), repr(text)

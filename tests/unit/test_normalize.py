@@ -129,3 +129,24 @@ def test_offsets_always_map_back_to_input(text: str) -> None:
         s, e = norm.to_source(i, i + 1, "display")
         assert e > s
     assert match_key(text) == norm.match
+
+
+def test_vectorised_path_equals_reference_path() -> None:
+    # Long texts take the numpy path; the character-loop implementation is the reference for every field.
+    import random
+
+    from khabar.normalize import _normalize, _normalize_fast
+
+    pieces = [*"ابپتچحدرژسعفکگلمنوهیيكىةۀھأإآٱؤئءـًٌٍَُِّْٰ،؛؟٫۰۱٢3aZ«»“”\"'‹›\x00\x85\t\r\u00a0\u2028",
+              "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\ufeff", "\U0001f600", "ﻻ",
+              " ", " ", "  ", "\n", "\n\n", "\r\n", " \n \n ", "میشود", "رئیسجمهوری", "پایگاههای",
+              "کردهاند", "امیرعبداللهیان", "عبدالله", "میدان"]
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 120)))
+        fast = _normalize_fast(text)
+        if fast is not None:
+            checked += 1
+            assert fast == _normalize(text), repr(text)
+    assert checked > 1000
