@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 import ahocorasick
@@ -163,21 +164,23 @@ class _Doc:
         self.text = text
         self.norm = norm
         m = norm.match
-        pieces: list[str] = []
-        idx: list[int] = []
-        pos = 0
-        for g in _GAP_FIX_RE.finditer(m):
-            a, b = g.span()
-            pieces.append(m[pos:a])
-            idx.extend(range(pos, a))
-            pieces.append(" ")
-            idx.append(a)
-            pos = b
-        pieces.append(m[pos:])
-        idx.extend(range(pos, len(m)))
-        self.w = "".join(pieces).lower()
+        # Index in the match form of each working-string character: identity between the rewritten
+        # gaps, each rewritten gap becoming one space at the gap's start.
+        gaps = [g.span() for g in _GAP_FIX_RE.finditer(m)]
+        idx: list[int] | range
+        if gaps:
+            self.w = _GAP_FIX_RE.sub(" ", m).lower()
+            idx = []
+            pos = 0
+            for a, b in gaps:
+                idx.extend(range(pos, a))
+                idx.append(a)
+                pos = b
+            idx.extend(range(pos, len(m)))
+        else:
+            self.w = m.lower()
+            idx = range(len(m))
         self.idx = idx
-        self._src_start: list[int] | None = None
 
     def to_source(self, s: int, e: int) -> tuple[int, int]:
         a, b = self.norm.to_source(self.idx[s], self.idx[e - 1] + 1, "match")
@@ -190,11 +193,11 @@ class _Doc:
         return a, b
 
     def from_source(self, a: int, b: int) -> tuple[int, int]:
-        if self._src_start is None:
-            mm = self.norm.match_map
-            self._src_start = [mm[i] for i in self.idx]
-        s = bisect.bisect_left(self._src_start, a)
-        e = bisect.bisect_left(self._src_start, b)
+        # The source start of working-string positions never decreases: bisect through the map
+        # instead of materialising it for every document.
+        src = self.norm.match_map.__getitem__
+        s = bisect.bisect_left(self.idx, a, key=src)
+        e = bisect.bisect_left(self.idx, b, key=src)
         return s, max(e, s)
 
 
@@ -242,27 +245,48 @@ def _boundaries(w: str, s: int, e: int, lang: str, etype_of: Callable[[str], boo
 
 def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
+    n = len(w)
     ents = gz.entities()
-    cands: list[_Hit] = []
+    keys = index.keys
+    cands: list[tuple[int, int, str]] = []
+    ar = lang == "ar"
     for end, key in index.automaton.iter(w):
         e = end + 1
         s = e - len(key)
-        names = index.keys[key]
+        # The rules of _boundaries, inlined: this runs for every automaton hit, most inside words.
+        start = s
+        if s > 0 and w[s - 1].isalnum():
+            if not ar or (e < n and w[e].isalnum()):
+                continue
+            ts = s
+            while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
+                ts -= 1
+            if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
+                continue
+            if w[ts:s].endswith("ال"):
+                start = s - 2
+            cands.append((start, e, key))
+        elif e < n and w[e].isalnum():
+            if ar:
+                continue
+            names = keys[key]
 
-        def not_loc(_: str, names: list[_Name] = names) -> bool:
-            return any(ents[n.entity_id].type != "LOC" for n in names)
+            def not_loc(_: str, names: list[_Name] = names) -> bool:
+                return any(ents[n.entity_id].type != "LOC" for n in names)
 
-        ok, start = _boundaries(w, s, e, lang, not_loc)
-        if ok:
-            cands.append(_Hit(start, e, key, names))
-    cands.sort(key=lambda h: (-(h.end - h.start), h.start))
-    taken: list[tuple[int, int]] = []
+            ok, start = _boundaries(w, s, e, lang, not_loc)
+            if ok:
+                cands.append((start, e, key))
+        else:
+            cands.append((s, e, key))
+    cands.sort(key=lambda h: (h[0] - h[1], h[0]))
+    taken = bytearray(n + 1)
     out: list[_Hit] = []
-    for h in cands:
-        if any(h.start < b and a < h.end for a, b in taken):
+    for start, e, key in cands:
+        if taken.find(1, start, e) >= 0:
             continue
-        taken.append((h.start, h.end))
-        out.append(h)
+        taken[start:e] = b"\x01" * (e - start)
+        out.append(_Hit(start, e, key, keys[key]))
     out.sort(key=lambda h: h.start)
     return out
 
@@ -288,33 +312,117 @@ def new_entity_id(name: str, etype: str) -> str:
     return f"{etype.lower()}:x-{_romanise(_key(name, 'fa'))}"
 
 
-def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
-           given: frozenset[str]) -> str | None:
-    """Entity id for a possibly misspelt name token, or None."""
+_FUZZY_CACHE_MAX = 50_000
+# Per index (language): token -> (rejected outright, gazetteer-surname match or None). Both depend on
+# the token alone, and the surname search scans the whole surname list.
+_fuzzy_cache: dict[int, dict[str, tuple[bool, str | None]]] = {}
+
+
+def _fuzzy_static(token: str, index: _Index) -> tuple[bool, str | None]:
+    """The document-independent part of :func:`_fuzzy`: (rejected, id of a matching surname)."""
+    cache = _fuzzy_cache.get(id(index))
+    if cache is None:
+        cache = _fuzzy_cache[id(index)] = {}
+    r = cache.get(token)
+    if r is not None:
+        return r
+    r = _fuzzy_static_uncached(token, index)
+    if len(cache) >= _FUZZY_CACHE_MAX:
+        cache.clear()
+    cache[token] = r
+    return r
+
+
+_by_length: dict[tuple[int, int], list[str]] = {}
+
+
+def _surname_choices(index: _Index, n: int) -> list[str]:
+    """The surnames a token of length n can reach the global threshold with, in the original order.
+
+    ``fuzz.ratio`` is 100 * (1 - indel / (n + m)) and indel >= |n - m|, so longer or shorter surnames
+    cannot score ``_FUZZ_GLOBAL``; the bound keeps one character of slack against rounding.
+    """
+    k = (id(index), n)
+    out = _by_length.get(k)
+    if out is None:
+        slack = (1 - _FUZZ_GLOBAL / 100) * n
+        out = _by_length[k] = [c for c in index.surname_choices
+                               if abs(len(c) - n) <= slack + (1 - _FUZZ_GLOBAL / 100) * len(c) + 1]
+    return out
+
+
+def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]:
     if len(token) < _FUZZ_MIN_LEN or token in _stop_keys():
-        return None
+        return True, None
     # A known name with an adjective or plural ending (ایرانی, الإيرانية) is not a misspelt name.
     bare = _strip_al(token)
     if bare in index.keys:
-        return None
+        return True, None
     ents = gz.entities()
     for suf in _ENDINGS:
         stem = bare[: -len(suf)]
         if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
-            return None
+            return True, None
+    if len(token) >= _FUZZ_MIN_LEN + 1:
+        best = process.extractOne(token, _surname_choices(index, len(token)), scorer=fuzz.ratio,
+                                  score_cutoff=_FUZZ_GLOBAL)
+        if best is not None and len(index.surnames[best[0]]) == 1:
+            return False, next(iter(index.surnames[best[0]]))
+    return False, None
+
+
+def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
+           given: frozenset[str], doc_choices: list[str] | None = None) -> str | None:
+    """Entity id for a possibly misspelt name token, or None.
+
+    ``doc_choices`` is ``list(doc_names)`` when the caller already has it.
+    """
+    rejected, global_id = _fuzzy_static(token, index)
+    if rejected:
+        return None
     if prev is not None and prev in given:
         for full, eid in index.full_by_first.get(prev, ()):
             if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
                 return eid
     if doc_names:
-        best = process.extractOne(token, list(doc_names), scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
+        choices = doc_choices if doc_choices is not None else list(doc_names)
+        best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
         if best is not None:
             return doc_names[best[0]]
-    if len(token) >= _FUZZ_MIN_LEN + 1:
-        best = process.extractOne(token, index.surname_choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_GLOBAL)
-        if best is not None and len(index.surnames[best[0]]) == 1:
-            return next(iter(index.surnames[best[0]]))
-    return None
+    return global_id
+
+
+@lru_cache(maxsize=8192)
+def _name_tokens(entity_id: str) -> tuple[str, ...]:
+    """Tokens of a person's Arabic-script names that fuzzy matching compares against (long, not given names)."""
+    given = _title_keys()[1]
+    out: list[str] = []
+    for a in gz.entities()[entity_id].aliases:
+        if a.lang in ("ar", "fa"):
+            for tok in _key(a.text, "fa").split():
+                if len(tok) >= _FUZZ_MIN_LEN and tok not in given:
+                    out.append(tok)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _trigger_words() -> frozenset[str]:
+    """Words after which a token may be a name: given names and every word of every title."""
+    titles, given = _title_keys()
+    out = set(given) | set(titles)
+    for t in titles:
+        out.update(t.split())
+    return frozenset(out)
+
+
+_SPLIT_RE = re.compile(r"([^\W_]+)")
+
+
+def _tokens(w: str) -> tuple[list[str], list[int], list[int]]:
+    """Tokens of ``_TOKEN_RE`` in ``w`` with their start and end offsets (C-level splitting)."""
+    parts = _SPLIT_RE.split(w)  # gap, token, gap, token, ..., gap
+    cum = list(accumulate(map(len, parts)))
+    return parts[1::2], cum[0:-1:2], cum[1::2]
 
 
 def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, int]] = (),
@@ -389,33 +497,51 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     doc_names: dict[str, str] = {}
     for eid in established:
         if ents[eid].type == "PER":
-            for a in ents[eid].aliases:
-                if a.lang in ("ar", "fa"):
-                    for tok in _key(a.text, "fa").split():
-                        if len(tok) >= _FUZZ_MIN_LEN and tok not in given:
-                            doc_names.setdefault(tok, eid)
+            for tok in _name_tokens(eid):
+                doc_names.setdefault(tok, eid)
+    doc_choices = list(doc_names)
     covered = [(h.start, h.end) for h in linked]
     mask = bytearray(len(doc.w) + 1)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
-    toks = [(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(doc.w)]
-    for i, (tok, s, e) in enumerate(toks):
-        prev = toks[i - 1][0] if i else None
+    words, starts, ends = _tokens(doc.w)
+    # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
+    cand: set[int] = set()
+    in_per: set[int] = set()
+    trig = _trigger_words()
+    if not trig.isdisjoint(words):
+        cand.update(i + 1 for i, x in enumerate(words) if x in trig)
+    if ner_w:
+        seen: set[int] = set()
+        for a, b, t in ner_w:
+            lo = bisect.bisect_left(starts, a)
+            hi = bisect.bisect_right(ends, b)
+            for i in range(lo, hi):
+                if i in seen or not (a <= starts[i] and ends[i] <= b):
+                    continue
+                seen.add(i)
+                if t == "PER":
+                    in_per.add(i)
+    cand |= in_per
+    nw = len(words)
+    for i in sorted(cand):
+        if i >= nw:
+            continue
+        tok, s, e = words[i], starts[i], ends[i]
+        prev = words[i - 1] if i else None
         after_given = prev in given
-        after_title = prev in titles or (i > 1 and f"{toks[i - 2][0]} {prev}" in titles)
-        in_ner = next((t for a, b, t in ner_w if a <= s and e <= b), None) if ner_w else None
-        if not (in_ner == "PER" or after_title or after_given) or mask[s] or mask[e - 1]:
+        after_title = prev in titles or (i > 1 and f"{words[i - 2]} {prev}" in titles)
+        if not (i in in_per or after_title or after_given) or mask[s] or mask[e - 1]:
             continue
         core = tok[1:] if lang == "ar" and tok[:1] in "وبلفك" and len(tok) > 5 else tok
-        eid = _fuzzy(tok, doc_names, index, prev, given) or (
-            _fuzzy(core, doc_names, index, prev, given) if core != tok else None)
+        eid = _fuzzy(tok, doc_names, index, prev, given, doc_choices) or (
+            _fuzzy(core, doc_names, index, prev, given, doc_choices) if core != tok else None)
         if eid is None:
             continue
         start = s
-        if after_given and prev is not None and toks[i - 1][2] == s - 1:
-            pe = toks[i - 1]
-            if any(n.entity_id == eid for n in index.keys.get(pe[0], ())):
-                start = pe[1]
+        if (after_given and prev is not None and ends[i - 1] == s - 1
+                and any(n.entity_id == eid for n in index.keys.get(prev, ()))):
+            start = starts[i - 1]
         linked.append(_Hit(start, e, tok, [], entity_id=eid, source="fuzzy"))
         covered.append((start, e))
         mask[start:e] = b"\x01" * (e - start)
@@ -423,7 +549,10 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
 
     # NER spans the gazetteer does not cover: new entities with stable ids.
     for a, b, t in ner_w:
-        if t not in gz.TYPES or any(x < b and a < y for x, y in covered):
+        if t not in gz.TYPES:
+            continue
+        # Every covered span is non-empty and marked in mask; an empty NER span needs the interval test.
+        if mask.find(1, a, b) >= 0 if a < b else any(x < b and a < y for x, y in covered):
             continue
         words = doc.w[a:b].split()
         while words and (words[0] in titles or f"{words[0]} {words[1] if len(words) > 1 else ''}" in titles):
@@ -445,6 +574,7 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
             eid = new_entity_id(name, t)
         linked.append(_Hit(a2, a2 + len(name), name, [], entity_id=eid, source="ner", etype=t))
         covered.append((a2, a2 + len(name)))
+        mask[a2:a2 + len(name)] = b"\x01" * len(name)
 
     return _assemble(doc, linked, exclude, language)
 

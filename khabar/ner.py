@@ -47,6 +47,8 @@ MODEL_DIR = Path(__file__).resolve().parent / "models"
 # separators, or any other single non-space character.
 _MARKS = "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u200c\u200d"
 _TOKEN_RE = re.compile(rf"\d+(?:[.,\u066b\u066c/:]\d+)+|(?:[^\W_]|[{_MARKS}])+|\S")
+# The same tokens for a text without "_": one character class is much faster than the alternation.
+_FAST_TOKEN_RE = re.compile(rf"\d+(?:[.,\u066b\u066c/:]\d+)+|[\w{_MARKS}]+|\S")
 _SENT_END = frozenset({".", "!", "?", "؟", "…"})
 _LATIN_RE = re.compile(r"[A-Za-z]")
 
@@ -109,7 +111,8 @@ def tokenize(text: str) -> list[tuple[int, int]]:
     Returns:
         ``(start, end)`` index pairs into ``text``, in order.
     """
-    return [m.span() for m in _TOKEN_RE.finditer(text)]
+    pattern = _TOKEN_RE if "_" in text else _FAST_TOKEN_RE
+    return list(map(re.Match.span, pattern.finditer(text)))
 
 
 def _shape(token: str) -> str:
@@ -198,13 +201,22 @@ _caches: dict[str, dict[str, _Entry]] = {"ar": {}, "fa": {}}
 
 
 def _entry(token: str, language: str) -> _Entry:
-    """Features contributed by one token form: its own, and as the -2/-1/+1/+2 neighbour."""
+    """Features contributed by one token form: its own, and as the -2/-1/+1/+2 neighbour (cached)."""
     cache = _caches.get(language)
     if cache is None:
         cache = _caches[language] = {}
     e = cache.get(token)
     if e is not None:
         return e
+    e = _features(token, language)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[token] = e
+    return e
+
+
+def _features(token: str, language: str) -> _Entry:
+    """What :func:`_entry` returns, uncached (the tagger keeps summed weight rows instead)."""
     key = token_key(token)
     if not key:
         key = token
@@ -235,11 +247,7 @@ def _entry(token: str, language: str) -> _Entry:
     next1 = ["+1w=" + key, "+1st=" + stem, "+1sh=" + shape, "+1c=" + c64, "+1C=" + c512]
     prev2 = ["-2w=" + key, "-2c=" + c64]
     next2 = ["+2w=" + key, "+2c=" + c64]
-    e = (own, prev1, next1, prev2, next2, key)
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    cache[token] = e
-    return e
+    return own, prev1, next1, prev2, next2, key
 
 
 _BOS1 = ["-1w=<s>"]
@@ -372,12 +380,20 @@ class CRFModel:
                     continue
                 left, right = self.pairs.get(pair, (zero, zero))  # type: ignore[arg-type]
                 self.pairs[pair] = (v, right) if attr[0] == "w" else (left, v)  # type: ignore[index]
+        # Feature string -> row of one weight matrix; row 0 is zero and starts every sum (as the
+        # running row used to start at 0.0), so a form's rows are one gather + np.add.reduceat.
+        self._fid: dict[str, int] = {attr: i for i, attr in enumerate(weights, 1)}
+        self._w = np.zeros((len(weights) + 1, n))
+        for i, v in enumerate(weights.values(), 1):
+            self._w[i] = v
         self.rows: dict[str, int] = {}
         self.keys: list[str] = [""]
         self._tables = np.zeros((5, 1024, n))
         self._punct = np.zeros(1024, dtype=bool)
         self._left = np.zeros(1024, dtype=bool)  # form starts some bigram feature of the model
+        self._right = np.zeros(1024, dtype=bool)  # form ends some bigram feature of the model
         self._pair_left = {a for a, _ in self.pairs}
+        self._pair_right = {b for _, b in self.pairs}
         # Row 0 is the sentence boundary as a neighbour.
         for t, feat in ((1, "-1w=<s>"), (2, "+1w=</s>"), (3, "-2w=<s>"), (4, "+2w=</s>")):
             self._tables[t, 0] = weights.get(feat, zero)
@@ -386,36 +402,62 @@ class CRFModel:
 
     def _row(self, token: str) -> int:
         r = self.rows.get(token)
-        if r is not None:
-            return r
+        if r is None:
+            self._add_rows([token])
+            r = self.rows[token]
+        return r
+
+    def _add_rows(self, tokens: Sequence[str]) -> None:
+        """Sum the weight rows of token forms not seen before (all of a document's at once)."""
         import numpy as np
 
-        e = _entry(token, self.language)
+        lang = self.language
+        fid = self._fid.get
         with self._lock:
-            r = self.rows.get(token)
-            if r is not None:
-                return r
-            if self._n == self._tables.shape[1]:
-                grown = np.zeros((5, 2 * self._n, self._tables.shape[2]))
-                grown[:, : self._n] = self._tables
+            new = [t for t in dict.fromkeys(tokens) if t not in self.rows]
+            if not new:
+                return
+            k = len(new)
+            while self._n + k > self._tables.shape[1]:
+                size = self._tables.shape[1]
+                grown = np.zeros((5, 2 * size, self._tables.shape[2]))
+                grown[:, :size] = self._tables
                 self._tables = grown
-                self._punct = np.concatenate([self._punct, np.zeros(self._n, dtype=bool)])
-                self._left = np.concatenate([self._left, np.zeros(self._n, dtype=bool)])
-            r = self._n
-            get = self.weights.get
-            for t, feats in enumerate(e[:5]):
-                row = self._tables[t, r]
-                row[:] = 0.0
-                for f in feats:
-                    v = get(f)
-                    if v is not None:
-                        row += v
-            self._punct[r] = token in _CUT_AFTER
-            self._left[r] = e[5] in self._pair_left
-            self.keys.append(e[5])
-            self._n += 1
-            self.rows[token] = r
-        return r
+                self._punct = np.concatenate([self._punct, np.zeros(size, dtype=bool)])
+                self._left = np.concatenate([self._left, np.zeros(size, dtype=bool)])
+                self._right = np.concatenate([self._right, np.zeros(size, dtype=bool)])
+            groups: list[list[int]] = []
+            keys: list[str] = []
+            for token in new:
+                e = _features(token, lang)
+                for feats in e[:5]:
+                    groups.append(list(filter(None, map(fid, feats))))
+                keys.append(e[5])
+            # Sum each group's rows strictly left to right from 0.0, as the former row-by-row loop did
+            # (np.add.reduceat does not keep that order): column j adds every group's j-th row, groups
+            # shorter than j add the zero row, and x + 0.0 == x.
+            width = max(map(len, groups))
+            flat: list[int] = []
+            pad = [0] * width
+            for row in groups:
+                flat += row
+                flat += pad[len(row):]
+            ids = np.array(flat, dtype=np.int64).reshape(len(groups), width)
+            w = self._w
+            sums = np.zeros((len(groups), w.shape[1]))
+            for j in range(width):
+                sums += w[ids[:, j]]
+            r0 = self._n
+            self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
+            pl, pr = self._pair_left, self._pair_right
+            for j, (token, key) in enumerate(zip(new, keys, strict=True)):
+                r = r0 + j
+                self._punct[r] = token in _CUT_AFTER
+                self._left[r] = key in pl
+                self._right[r] = key in pr
+            self.keys.extend(keys)
+            self._n += k
+            self.rows.update(zip(new, range(r0, r0 + k), strict=True))
 
     def _reset_cache(self) -> None:
         self.rows.clear()
@@ -435,9 +477,10 @@ class CRFModel:
             # never in the middle of a document: rows looked up before a reset would be stale.
             self._reset_cache()
         get = self.rows.get
-        rows_l = [get(t) for t in tokens]
+        rows_l = list(map(get, tokens))
         if None in rows_l:
-            rows_l = [r if r is not None else self._row(t) for r, t in zip(rows_l, tokens, strict=True)]
+            self._add_rows([t for r, t in zip(rows_l, tokens, strict=True) if r is None])
+            rows_l = list(map(get, tokens))
         rows = np.array(rows_l, dtype=np.int64)
         nt = len(tokens)
         if len(bounds) == 1:
@@ -459,13 +502,26 @@ class CRFModel:
         next1 = np.where(rem >= 1, np.roll(rows, -1), 0)
         next2 = np.where(rem >= 2, np.roll(rows, -2), 0)
         em = tab[0, rows] + tab[1, prev1] + tab[2, next1] + tab[3, prev2] + tab[4, next2]
-        keys = self.keys
-        pairs = self.pairs
-        for i in np.flatnonzero((rem >= 1) & self._left[rows]).tolist():
-            pv = pairs.get((keys[rows_l[i]], keys[rows_l[i + 1]]))
-            if pv is not None:
-                em[i] += pv[0]
-                em[i + 1] += pv[1]
+        # Bigram features: only where the left form starts and the right form ends some model pair.
+        cand = np.flatnonzero((rem[:-1] >= 1) & self._left[rows[:-1]] & self._right[rows[1:]]).tolist()
+        if cand:
+            keys = self.keys
+            pairs = self.pairs
+            at: list[int] = []
+            lv: list[Any] = []
+            rv: list[Any] = []
+            for i in cand:
+                pv = pairs.get((keys[rows_l[i]], keys[rows_l[i + 1]]))
+                if pv is not None:
+                    at.append(i)
+                    lv.append(pv[0])
+                    rv.append(pv[1])
+            if at:
+                # A token gets its right-hand share (pair i-1, i) before its left-hand one (pair i, i+1),
+                # the order of the former per-pair loop: float sums stay bit-identical.
+                ia = np.array(at)
+                em[ia + 1] += np.array(rv)
+                em[ia] += np.array(lv)
         return em, self._punct[rows]
 
     def decode(self, em: Any, bounds: Sequence[tuple[int, int]], breakable: Any = None,
@@ -484,8 +540,12 @@ class CRFModel:
         pieces = _cut(bounds, breakable)
         pieces.sort(key=lambda b: b[1] - b[0])
         ar = np.arange(nl)
-        trans = self.trans[None]
+        trans_t = np.ascontiguousarray(self.trans.T)[None]
         et = self.exp_trans
+        et_t = et.T
+        # Arrays are laid out time-major (step, piece, label) so that each step works on contiguous
+        # rows; every arithmetic operation is the one of the piece-major version, on the same operand
+        # shapes, so the results are bit-identical.
         for c in range(0, len(pieces), 512):
             chunk = pieces[c: c + 512]
             lens = np.array([j - i for i, j in chunk])
@@ -493,60 +553,63 @@ class CRFModel:
             m = int(lens[-1])
             s = len(chunk)
             steps = np.arange(m)
-            mask = steps[None, :] < lens[:, None]
-            idx = np.where(mask, starts[:, None] + steps[None, :], 0)
-            x = em[idx]  # (S, M, L)
+            mask = steps[:, None] < lens[None, :]  # (M, S)
+            idx = np.where(mask, starts[None, :] + steps[:, None], 0)
+            x = em[idx]  # (M, S, L)
             # Pieces are sorted by length: at step t the active ones are a suffix [first[t]:].
-            first = np.searchsorted(lens, steps, side="right")
-            back = np.empty((s, m, nl), dtype=np.int64)
+            first = np.searchsorted(lens, steps, side="right").tolist()
+            back = np.empty((m, s, nl), dtype=np.int64)
             back[:] = ar
-            score = x[:, 0].copy()
+            score = x[0].copy()
             for t in range(1, m):
                 k = first[t]
-                cand = score[k:, :, None] + trans
-                bp = cand.argmax(1)
-                back[k:, t] = bp
-                score[k:] = cand.max(1) + x[k:, t]
+                sk = score[k:]
+                # cand[s, j, i]: reaching label j from label i; reducing the last (contiguous) axis
+                # is much cheaper in numpy than the middle one, and sees the same values in order.
+                cand = sk[:, None, :] + trans_t
+                cand.argmax(2, out=back[t, k:])
+                cand.max(2, out=sk)
+                sk += x[t, k:]
             best = score.argmax(1)
-            path = np.empty((s, m), dtype=np.int64)
+            path = np.empty((m, s), dtype=np.int64)
             rs = np.arange(s)
             for t in range(m - 1, 0, -1):
-                path[:, t] = best
-                best = back[rs, t, best]
-            path[:, 0] = best
+                path[t] = best
+                best = back[t][rs, best]
+            path[0] = best
             out[idx[mask]] = path[mask]
             if conf is None:
                 continue
             # Confidence is only needed where an entity was found.
-            sel = np.flatnonzero((path != self._o_id).any(1) & mask.any(1))
+            sel = np.flatnonzero((path != self._o_id).any(0) & mask.any(0))
             if not len(sel):
                 continue
-            x, lens, path, idx, mask = x[sel], lens[sel], path[sel], idx[sel], mask[sel]
+            x, lens, path, idx, mask = x[:, sel], lens[sel], path[:, sel], idx[:, sel], mask[:, sel]
             m = int(lens[-1])
             s = len(sel)
-            first = np.searchsorted(lens, np.arange(m), side="right")
-            x = x[:, :m]
+            first = np.searchsorted(lens, np.arange(m), side="right").tolist()
+            x = x[:m]
             g = np.exp(x - x.max(2, keepdims=True))
-            alpha = np.empty_like(g)
-            a = g[:, 0] / g[:, 0].sum(1, keepdims=True)
-            alpha[:, 0] = a
+            # Finished pieces keep ones in alpha and beta: those positions are masked out anyway.
+            alpha = np.ones_like(g)
+            alpha[0] = g[0] / g[0].sum(1, keepdims=True)
             for t in range(1, m):
                 k = first[t]
-                a[k:] = (a[k:] @ et) * g[k:, t]
+                ak = alpha[t, k:]
+                np.matmul(alpha[t - 1, k:], et, out=ak)
+                ak *= g[t, k:]
                 if t % 8 == 0:
-                    a[k:] /= a[k:].sum(1, keepdims=True)
-                alpha[:, t] = a
+                    ak /= ak.sum(1, keepdims=True)
             beta = np.ones_like(g)
-            b = np.ones((s, nl))
             for t in range(m - 2, -1, -1):
                 k = first[t + 1]
-                b[k:] = (g[k:, t + 1] * b[k:]) @ et.T
+                bk = beta[t, k:]
+                np.matmul(g[t + 1, k:] * beta[t + 1, k:], et_t, out=bk)
                 if t % 8 == 0:
-                    b[k:] /= b[k:].sum(1, keepdims=True)
-                beta[:, t] = b
+                    bk /= bk.sum(1, keepdims=True)
             p = alpha * beta
             p /= p.sum(2, keepdims=True)
-            path, idx, mask = path[:, :m], idx[:, :m], mask[:, :m]
+            path, idx, mask = path[:m], idx[:m], mask[:m]
             chosen = np.take_along_axis(p, path[:, :, None], 2)[:, :, 0]
             conf[idx[mask]] = chosen[mask]
         return out, conf
