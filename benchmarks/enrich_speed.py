@@ -5,6 +5,7 @@ enriched for ``--warm`` documents, then ``--docs`` further documents are timed (
 process, so "per core"). Every stage of :func:`khabar.enrich.enrich` is timed separately, and the
 result is set against the issue's target (300 docs/s per core) and against a baseline measured in
 the same run: decoding the same JSON lines and normalising the text (the least any enrichment does).
+The garbage collector is tuned as in the pipeline's worker (:func:`khabar.enrich.tune_gc`).
 
 Usage::
 
@@ -99,6 +100,7 @@ def main() -> int:
     ap.add_argument("--warm", type=int, default=3000, help="documents enriched first (caches warm up)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
+    enrich_mod.tune_gc()  # as the pipeline's enrichment worker and `khabar enrich` do
     results = []
     for path in sorted(Path(args.data).glob("*.jsonl.gz")):
         r = measure(path, args.docs, args.warm)

@@ -201,8 +201,9 @@ def cmd_dlq(argv: Sequence[str]) -> int:
 # --- enrich, eval, train-ner ---------------------------------------------------------------------
 
 def cmd_enrich(args: argparse.Namespace) -> int:
-    from khabar.enrich import run_enrich
+    from khabar.enrich import run_enrich, tune_gc
 
+    tune_gc()
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         return run_enrich(args.paths, out, pretty=args.pretty, link_stories=not args.no_stories)

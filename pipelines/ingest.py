@@ -134,6 +134,7 @@ class _EnrichFn(beam.DoFn):
         from khabar import enrich as core
         from khabar.timebudget import TimeBudget
 
+        core.tune_gc()
         self._enrich = core.enrich
         self._learner = _new_learner()
         self._budget = TimeBudget(self._timeout, worker_target="khabar.pipelines.ingest:_enrich_in_worker")
