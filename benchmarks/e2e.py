@@ -134,10 +134,9 @@ def _child(cmd: list[str]) -> dict[str, Any]:
 
 
 def _flags(cfg: Any) -> list[str]:
-    return ["--bootstrap-servers", cfg.kafka.bootstrap_servers, "--topic", cfg.kafka.topic,
-            "--dlq-topic", cfg.kafka.dlq_topic, "--group-id", cfg.kafka.group_id,
-            "--es-url", cfg.elasticsearch.url, "--index-prefix", cfg.elasticsearch.index_prefix,
-            "--chunk-size", str(cfg.elasticsearch.chunk_size)]
+    from khabar.cli import run_command
+
+    return run_command(cfg)[4:]  # the flags after "python -m khabar.cli run"
 
 
 def _count(cfg: Any, kind: str = "articles") -> int:

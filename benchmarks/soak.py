@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from khabar.cli import run_command
+
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT.parent / "shared" / "data" / "news"
 
@@ -95,10 +97,7 @@ def run_soak(cfg: Any, *, rate: float, seconds: float, catch_up_timeout: float =
     total = int(rate * seconds)
     pool = real_news(min(total, 5000))
     ensure_topics(cfg.kafka)
-    cmd = [sys.executable, "-m", "khabar.cli", "run",
-           "--bootstrap-servers", cfg.kafka.bootstrap_servers, "--topic", cfg.kafka.topic,
-           "--dlq-topic", cfg.kafka.dlq_topic, "--group-id", cfg.kafka.group_id,
-           "--es-url", cfg.elasticsearch.url, "--index-prefix", cfg.elasticsearch.index_prefix]
+    cmd = run_command(cfg)
     # A file, not a pipe: a pipe nobody reads would block the pipeline once it fills.
     err_log = tempfile.NamedTemporaryFile("w+", prefix="khabar-soak-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_log, text=True)

@@ -138,6 +138,22 @@ def cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     return 0 if "DONE" in result.state else 1
 
 
+def run_command(cfg: KhabarConfig, *extra: str) -> list[str]:
+    """The argv that runs ``khabar run`` in a child process against ``cfg``'s topics and indices.
+
+    Only names and addresses go on the command line; credentials stay in the environment or files.
+
+    Args:
+        cfg: the configuration whose Kafka and Elasticsearch settings the child should use.
+        *extra: further flags, e.g. ``"--bounded"``.
+    """
+    return [sys.executable, "-m", "khabar.cli", "run", *extra,
+            "--bootstrap-servers", cfg.kafka.bootstrap_servers, "--topic", cfg.kafka.topic,
+            "--dlq-topic", cfg.kafka.dlq_topic, "--group-id", cfg.kafka.group_id,
+            "--es-url", cfg.elasticsearch.url, "--index-prefix", cfg.elasticsearch.index_prefix,
+            "--chunk-size", str(cfg.elasticsearch.chunk_size)]
+
+
 def _check_reachable(cfg: KhabarConfig, timeout: float = 15.0) -> None:
     """Fail fast with a clear message instead of hanging when a service is down."""
     from kafka import KafkaAdminClient

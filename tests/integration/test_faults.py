@@ -20,17 +20,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from khabar import ops, submit
+from khabar.cli import run_command
 from khabar.config import KhabarConfig, load_config
 from khabar.connectors.elasticsearch import open_client
 from khabar.connectors.kafka import ensure_topics, producer
@@ -141,11 +142,7 @@ class _Pipeline:
         self.log = log
         self.supervised = supervised
         self.exits: list[tuple[int, str]] = []
-        self._cmd = [sys.executable, "-m", "khabar.cli", "run",
-                     "--bootstrap-servers", cfg.kafka.bootstrap_servers, "--topic", cfg.kafka.topic,
-                     "--dlq-topic", cfg.kafka.dlq_topic, "--group-id", cfg.kafka.group_id,
-                     "--es-url", cfg.elasticsearch.url, "--index-prefix", cfg.elasticsearch.index_prefix,
-                     "--chunk-size", "50"]
+        self._cmd = run_command(replace(cfg, elasticsearch=replace(cfg.elasticsearch, chunk_size=50)))
         self._out = log.open("a")
         self.proc = self._start()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from khabar import ops, submit
+from khabar.cli import run_command
 from khabar.config import KhabarConfig
 from khabar.connectors.elasticsearch import open_client
 from khabar.connectors.kafka import ensure_topics, producer
@@ -20,13 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def _run_cmd(cfg: KhabarConfig) -> list[str]:
-    return [
-        sys.executable, "-m", "khabar.cli", "run",
-        "--bootstrap-servers", cfg.kafka.bootstrap_servers, "--topic", cfg.kafka.topic,
-        "--dlq-topic", cfg.kafka.dlq_topic, "--group-id", cfg.kafka.group_id,
-        "--es-url", cfg.elasticsearch.url, "--index-prefix", cfg.elasticsearch.index_prefix,
-        "--chunk-size", "50",
-    ]
+    return run_command(replace(cfg, elasticsearch=replace(cfg.elasticsearch, chunk_size=50)))
 
 
 def _count(cfg: KhabarConfig) -> int:
