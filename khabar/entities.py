@@ -131,10 +131,13 @@ def _index(lang: str) -> _Index:
                 lst.append(_Name(ent.id, short))
             if ent.type == "PER" and a.lang != "en":
                 toks = k.split()
-                if len(toks) == 1 and len(k) >= _FUZZ_MIN_LEN:
-                    surnames.setdefault(k, set()).add(ent.id)
-                elif len(toks) >= 2 and not a.short:
+                if len(toks) >= 2 and not a.short:
                     full_by_first.setdefault(toks[0], []).append((k, ent.id))
+    # Only real surnames take part in typo-tolerant matching: the last word of a full name (or a
+    # single-word name). First names and epithets ("امیرحسین", "الثانية") matched people they were not.
+    for eid in _surname_owners():
+        for k in _surname_keys(eid, lang):
+            surnames.setdefault(k, set()).add(eid)
     auto = ahocorasick.Automaton()
     for k in keys:
         auto.add_word(k, k)
@@ -372,37 +375,55 @@ def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]
 
 
 def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
-           given: frozenset[str], doc_choices: list[str] | None = None) -> str | None:
+           given: frozenset[str], doc_choices: list[str] | None = None, allow_global: bool = True) -> str | None:
     """Entity id for a possibly misspelt name token, or None.
 
-    ``doc_choices`` is ``list(doc_names)`` when the caller already has it.
+    ``doc_choices`` is ``list(doc_names)`` when the caller already has it. ``allow_global`` lets a
+    token match a surname of a person the document does not name otherwise.
     """
     rejected, global_id = _fuzzy_static(token, index)
     if rejected:
         return None
     if prev is not None and prev in given:
         for full, eid in index.full_by_first.get(prev, ()):
-            if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
+            # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
+            rest = full[len(prev) + 1:]
+            if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC and fuzz.ratio(token, rest) >= _FUZZ_DOC:
                 return eid
     if doc_names:
         choices = doc_choices if doc_choices is not None else list(doc_names)
         best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
         if best is not None:
             return doc_names[best[0]]
-    return global_id
+    return global_id if allow_global else None
 
 
 @lru_cache(maxsize=8192)
-def _name_tokens(entity_id: str) -> tuple[str, ...]:
-    """Tokens of a person's Arabic-script names that fuzzy matching compares against (long, not given names)."""
+def _surname_owners() -> list[str]:
+    return [eid for eid, ent in gz.entities().items() if ent.type == "PER"]
+
+
+def _surname_keys(entity_id: str, lang: str, key_lang: str | None = None) -> tuple[str, ...]:
+    """Surnames of a person for fuzzy matching: the last word of each Arabic-script full name, and
+    single-word names that are also the last word of a full name (long enough, not given names)."""
     given = _title_keys()[1]
-    out: list[str] = []
+    langs = {"ar": ("ar",), "fa": ("fa",)}.get(lang, ("ar", "fa"))
+    last: list[str] = []
+    single: list[str] = []
     for a in gz.entities()[entity_id].aliases:
-        if a.lang in ("ar", "fa"):
-            for tok in _key(a.text, "fa").split():
-                if len(tok) >= _FUZZ_MIN_LEN and tok not in given:
-                    out.append(tok)
-    return tuple(out)
+        if a.lang not in langs:
+            continue
+        toks = _key(a.text, key_lang or ("ar" if lang == "ar" else a.lang)).split()
+        (single if len(toks) == 1 else last).append(toks[-1] if toks else "")
+    lasts = set(last)
+    out = [t for t in last if len(t) >= _FUZZ_MIN_LEN and t not in given]
+    out += [t for t in single if t in lasts or _strip_al(t) in lasts or f"ال{t}" in lasts]
+    return tuple(dict.fromkeys(t for t in out if len(t) >= _FUZZ_MIN_LEN and t not in given))
+
+
+def _name_tokens(entity_id: str) -> tuple[str, ...]:
+    """Surnames of a person named in the document that a misspelt token is compared against."""
+    return _surname_keys(entity_id, "any", "fa")
 
 
 @lru_cache(maxsize=1)
@@ -534,8 +555,12 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
         if not (i in in_per or after_title or after_given) or mask[s] or mask[e - 1]:
             continue
         core = tok[1:] if lang == "ar" and tok[:1] in "وبلفك" and len(tok) > 5 else tok
-        eid = _fuzzy(tok, doc_names, index, prev, given, doc_choices) or (
-            _fuzzy(core, doc_names, index, prev, given, doc_choices) if core != tok else None)
+        # A token may link to the surname of a person the document does not name otherwise only when
+        # the NER model tags it as a person and a title or given name stands before it: either cue
+        # alone let common words ("الأمن" after "مدير") and other people's first names through.
+        wide = (after_title or after_given) and i in in_per
+        eid = _fuzzy(tok, doc_names, index, prev, given, doc_choices, wide) or (
+            _fuzzy(core, doc_names, index, prev, given, doc_choices, wide) if core != tok else None)
         if eid is None:
             continue
         start = s

@@ -119,3 +119,19 @@ def test_gazetteer_ids_follow_the_scheme_and_size() -> None:
         assert rest in {gz.slug(a.text) for a in ent.aliases if a.lang == "en"}, ent.id
     counts = gz.stats()
     assert counts["PER"] >= 300 and counts["ORG"] >= 200 and counts["LOC"] >= 600
+
+
+def test_fuzzy_links_need_a_close_surname_and_a_person_cue() -> None:
+    from khabar import entities as E
+
+    idx = E._index("ar")
+    given = E._title_keys()[1]
+    # First name + misspelt surname links; a shared first name alone does not carry a common word.
+    assert E._fuzzy("قاديروف", {}, idx, "رمضان", given) == "per:ramzan-kadyrov"
+    assert E._fuzzy("الامن", {}, idx, "علي", given) is None
+    # A known surname the document does not name links only when the caller allows it (title/given
+    # name before the token and an NER person tag on it).
+    assert E._fuzzy("قاديروف", {}, idx, None, given, allow_global=True) == "per:ramzan-kadyrov"
+    assert E._fuzzy("قاديروف", {}, idx, None, given, allow_global=False) is None
+    # Only surnames are fuzzy targets: a first name of a person's full name is not one.
+    assert "حسين" not in E._surname_keys("per:mir-hossein-mousavi", "any", "fa")
