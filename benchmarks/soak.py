@@ -8,7 +8,7 @@ end, catch-up time, RSS first/max/last and the slope of RSS over the second half
 
 Usage::
 
-    python benchmarks/soak.py --minutes 10 --rate 100          # the issue's soak (not a CI test)
+    python benchmarks/soak.py --minutes 10 --rate 100 --catch-up-minutes 30   # the issue's soak (not CI)
     python benchmarks/soak.py --minutes 1 --rate 100           # what CI runs (tests/integration/test_soak.py)
 """
 
@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--catch-up-minutes", type=float, default=15,
+                        help="how long to wait after producing for lag 0 and every document indexed")
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--es-url", default="http://127.0.0.1:9200")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak.json"))
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config({"kafka.bootstrap_servers": args.bootstrap_servers, "kafka.topic": f"soak-{tag}",
                        "kafka.dlq_topic": f"soak-{tag}.dlq", "kafka.group_id": f"soak-{tag}",
                        "elasticsearch.url": args.es_url, "elasticsearch.index_prefix": f"soak-{tag}"}, environ={})
-    result = run_soak(cfg, rate=args.rate, seconds=args.minutes * 60)
+    result = run_soak(cfg, rate=args.rate, seconds=args.minutes * 60, catch_up_timeout=args.catch_up_minutes * 60)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
     ok = result["indexed"] + result["dead_lettered"] >= result["produced"] and result["lag_at_end"] == 0
