@@ -27,7 +27,7 @@ from khabar.pipelines.ingest import run
 
 pytestmark = pytest.mark.integration
 
-BUDGET_S = 5.0
+BUDGET_S = 1.5  # ordinary documents here take ~10 ms; the poison below takes several seconds
 
 
 def _produce(cfg: KhabarConfig, items: Sequence[tuple[bytes | None, bytes]]) -> None:
@@ -75,8 +75,10 @@ def test_odd_text_unknown_fields_duplicates_rejections_and_poison(isolated_confi
     rejected = {"id": long_id, "text": "قال قاسم سليماني في طهران: «الاجتماع عقد في موسكو مع بوتين».\n"
                 + paragraphs[3]}
     # Real text, valid and under max_text_chars, whose enrichment takes far longer than the budget.
-    poison_text = ("\n\n".join(paragraphs) + "\n\n") * (600_000 // len("\n\n".join(paragraphs)) + 1)
-    poison = {"id": "poison-1", "text": poison_text[:600_000]}
+    # 900,000 characters (under max_text_chars) take 4-6 s of CPU here, well over the budget; keep that
+    # margin if enrichment gets faster (600,000 characters and a 5 s budget stopped being poison).
+    poison_text = ("\n\n".join(paragraphs) + "\n\n") * (900_000 // len("\n\n".join(paragraphs)) + 1)
+    poison = {"id": "poison-1", "text": poison_text[:900_000]}
     good = _good(30, sample_paths, "good")
 
     items: list[tuple[bytes | None, bytes]] = []
