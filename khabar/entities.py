@@ -83,6 +83,7 @@ class _Index:
     surnames: dict[str, set[str]]        # key of a single-token person name -> entity ids
     surname_choices: list[str]
     full_by_first: dict[str, list[tuple[str, str]]]  # first-name key -> [(full key, entity id)]
+    lang: str  # what _index() was called with: the key of the per-language caches below
 
 
 def _strip_al(key: str) -> str:
@@ -142,7 +143,7 @@ def _index(lang: str) -> _Index:
     for k in keys:
         auto.add_word(k, k)
     auto.make_automaton()
-    return _Index(auto, keys, surnames, sorted(surnames), full_by_first)
+    return _Index(auto, keys, surnames, sorted(surnames), full_by_first, lang)
 
 
 @lru_cache(maxsize=1)
@@ -315,43 +316,26 @@ def new_entity_id(name: str, etype: str) -> str:
     return f"{etype.lower()}:x-{_romanise(_key(name, 'fa'))}"
 
 
-_FUZZY_CACHE_MAX = 50_000
-# Per index (language): token -> (rejected outright, gazetteer-surname match or None). Both depend on
-# the token alone, and the surname search scans the whole surname list.
-_fuzzy_cache: dict[int, dict[str, tuple[bool, str | None]]] = {}
+@lru_cache(maxsize=50_000)
+def _fuzzy_static(token: str, lang: str) -> tuple[bool, str | None]:
+    """The document-independent part of :func:`_fuzzy`: (rejected, id of a matching surname).
+
+    Both depend on the token alone, and the surname search scans the whole surname list, so the
+    answer is cached per language.
+    """
+    return _fuzzy_static_uncached(token, _index(lang))
 
 
-def _fuzzy_static(token: str, index: _Index) -> tuple[bool, str | None]:
-    """The document-independent part of :func:`_fuzzy`: (rejected, id of a matching surname)."""
-    cache = _fuzzy_cache.get(id(index))
-    if cache is None:
-        cache = _fuzzy_cache[id(index)] = {}
-    r = cache.get(token)
-    if r is not None:
-        return r
-    r = _fuzzy_static_uncached(token, index)
-    if len(cache) >= _FUZZY_CACHE_MAX:
-        cache.clear()
-    cache[token] = r
-    return r
-
-
-_by_length: dict[tuple[int, int], list[str]] = {}
-
-
-def _surname_choices(index: _Index, n: int) -> list[str]:
+@lru_cache(maxsize=512)
+def _surname_choices(lang: str, n: int) -> list[str]:
     """The surnames a token of length n can reach the global threshold with, in the original order.
 
     ``fuzz.ratio`` is 100 * (1 - indel / (n + m)) and indel >= |n - m|, so longer or shorter surnames
     cannot score ``_FUZZ_GLOBAL``; the bound keeps one character of slack against rounding.
     """
-    k = (id(index), n)
-    out = _by_length.get(k)
-    if out is None:
-        slack = (1 - _FUZZ_GLOBAL / 100) * n
-        out = _by_length[k] = [c for c in index.surname_choices
-                               if abs(len(c) - n) <= slack + (1 - _FUZZ_GLOBAL / 100) * len(c) + 1]
-    return out
+    slack = (1 - _FUZZ_GLOBAL / 100) * n
+    return [c for c in _index(lang).surname_choices
+            if abs(len(c) - n) <= slack + (1 - _FUZZ_GLOBAL / 100) * len(c) + 1]
 
 
 def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]:
@@ -367,7 +351,7 @@ def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]
         if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
             return True, None
     if len(token) >= _FUZZ_MIN_LEN + 1:
-        best = process.extractOne(token, _surname_choices(index, len(token)), scorer=fuzz.ratio,
+        best = process.extractOne(token, _surname_choices(index.lang, len(token)), scorer=fuzz.ratio,
                                   score_cutoff=_FUZZ_GLOBAL)
         if best is not None and len(index.surnames[best[0]]) == 1:
             return False, next(iter(index.surnames[best[0]]))
@@ -381,7 +365,7 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
     ``doc_choices`` is ``list(doc_names)`` when the caller already has it. ``allow_global`` lets a
     token match a surname of a person the document does not name otherwise.
     """
-    rejected, global_id = _fuzzy_static(token, index)
+    rejected, global_id = _fuzzy_static(token, index.lang)
     if rejected:
         return None
     if prev is not None and prev in given:
