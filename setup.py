@@ -7,7 +7,7 @@ namespace: ``pipelines/`` installs as ``khabar.pipelines`` and so on.
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 PACKAGE_DIRS = {
     "khabar": "khabar",
@@ -40,6 +40,8 @@ setup(
         "khabar.deploy.kibana": ["*.ndjson", "*.json"],
     },
     include_package_data=False,
+    # Compiled CRF decoding; optional: without a C compiler khabar.ner decodes with numpy (slower).
+    ext_modules=[Extension("khabar._crf", ["khabar/_crf.c"], optional=True, extra_compile_args=["-O2"])],
     # Versions verified together on Python 3.11 against Kafka 4.1.1 and Elasticsearch 8.19.7.
     install_requires=[
         "apache-beam==2.77.0",

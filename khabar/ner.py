@@ -18,6 +18,7 @@ All offsets are indices into the input string, so ``text[start:end]`` is the men
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +41,21 @@ __all__ = [
 ]
 
 LANGUAGES = ("ar", "fa")
+
+
+def _load_cdecode() -> Callable[..., None] | None:
+    # The compiled decoder is optional (built when a C compiler is present); KHABAR_NER_NUMPY=1
+    # forces the numpy one, which gives the same labels.
+    if os.environ.get("KHABAR_NER_NUMPY") == "1":
+        return None
+    try:
+        from khabar import _crf
+    except ImportError:
+        return None
+    return _crf.decode
+
+
+_cdecode = _load_cdecode()
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 # A token is a run of letters/digits with Arabic combining marks, tatweel and ZWNJ/ZWJ kept inside
@@ -363,6 +379,8 @@ class CRFModel:
         for (a, b), w in info.transitions.items():
             self.trans[li[a], li[b]] = w
         self.exp_trans = np.exp(self.trans)
+        self._trans_c = np.ascontiguousarray(self.trans)
+        self._exp_trans_c = np.ascontiguousarray(self.exp_trans)
         weights: dict[str, Any] = {}
         for (attr, lab), w in info.state_features.items():
             v = weights.get(attr)
@@ -538,6 +556,10 @@ class CRFModel:
         out = np.zeros(nt, dtype=np.int64)
         conf = np.ones(nt) if marginals else None
         pieces = _cut(bounds, breakable)
+        if _cdecode is not None:
+            _cdecode(np.ascontiguousarray(em, dtype=np.float64), np.array(pieces, dtype=np.int64).reshape(-1, 2),
+                     self._trans_c, self._exp_trans_c, self._o_id, out, conf)
+            return out, conf
         pieces.sort(key=lambda b: b[1] - b[0])
         ar = np.arange(nl)
         trans_t = np.ascontiguousarray(self.trans.T)[None]

@@ -184,3 +184,25 @@ def test_feature_cache_reset_between_documents_keeps_results(monkeypatch: pytest
         assert got == expected
     for lang in ("ar", "fa"):
         ner._model(lang)._reset_cache()  # leave no tiny-cache state behind for other tests
+
+
+def test_compiled_decoder_matches_numpy_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The C decoder (khabar/_crf.c, built by setup.py) must give the numpy decoder's labels and
+    # confidences; CI builds it, so a missing build is a failure here, not a silent slowdown.
+    from khabar import _crf
+
+    samples = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+    from khabar.language import detect_language
+
+    docs = []
+    for path in sorted(samples.glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        docs.append((text, detect_language(text)[0]))
+    docs.append(("قال " + "الوزير محمد بن سلمان " * 40 + ".", "ar"))  # one sentence cut into pieces
+    assert len(docs) >= 6
+    assert ner._cdecode is _crf.decode
+    compiled = [ner.tag_spans(t, lang) for t, lang in docs]
+    monkeypatch.setattr(ner, "_cdecode", None)
+    numpy_ = [ner.tag_spans(t, lang) for t, lang in docs]
+    assert compiled == numpy_
+    assert sum(map(len, compiled)) > 50
