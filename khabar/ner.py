@@ -405,13 +405,22 @@ class CRFModel:
         for i, v in enumerate(weights.values(), 1):
             self._w[i] = v
         self.rows: dict[str, int] = {}
-        self.keys: list[str] = [""]
         self._tables = np.zeros((5, 1024, n))
         self._punct = np.zeros(1024, dtype=bool)
-        self._left = np.zeros(1024, dtype=bool)  # form starts some bigram feature of the model
-        self._right = np.zeros(1024, dtype=bool)  # form ends some bigram feature of the model
-        self._pair_left = {a for a, _ in self.pairs}
-        self._pair_right = {b for _, b in self.pairs}
+        # Bigram features as integer codes: every form that starts (ends) some model pair gets a left
+        # (right) id, and a pair is found by binary search of left * n_right + right in sorted codes.
+        left_ids = {a: i for i, a in enumerate(dict.fromkeys(a for a, _ in self.pairs))}
+        right_ids = {b: i for i, b in enumerate(dict.fromkeys(b for _, b in self.pairs))}
+        self._left_ids, self._right_ids = left_ids, right_ids
+        self._n_right = max(len(right_ids), 1)
+        codes = [left_ids[a] * self._n_right + right_ids[b] for a, b in self.pairs]
+        order = np.argsort(np.array(codes, dtype=np.int64), kind="stable")
+        self._pair_codes = np.array(codes, dtype=np.int64)[order]
+        pair_vs = list(self.pairs.values())
+        self._pair_lv = np.array([pair_vs[i][0] for i in order]).reshape(len(order), n)
+        self._pair_rv = np.array([pair_vs[i][1] for i in order]).reshape(len(order), n)
+        self._lid = np.full(1024, -1, dtype=np.int64)
+        self._rid = np.full(1024, -1, dtype=np.int64)
         # Row 0 is the sentence boundary as a neighbour.
         for t, feat in ((1, "-1w=<s>"), (2, "+1w=</s>"), (3, "-2w=<s>"), (4, "+2w=</s>")):
             self._tables[t, 0] = weights.get(feat, zero)
@@ -442,8 +451,8 @@ class CRFModel:
                 grown[:, :size] = self._tables
                 self._tables = grown
                 self._punct = np.concatenate([self._punct, np.zeros(size, dtype=bool)])
-                self._left = np.concatenate([self._left, np.zeros(size, dtype=bool)])
-                self._right = np.concatenate([self._right, np.zeros(size, dtype=bool)])
+                self._lid = np.concatenate([self._lid, np.full(size, -1, dtype=np.int64)])
+                self._rid = np.concatenate([self._rid, np.full(size, -1, dtype=np.int64)])
             groups: list[list[int]] = []
             keys: list[str] = []
             for token in new:
@@ -467,19 +476,15 @@ class CRFModel:
                 sums += w[ids[:, j]]
             r0 = self._n
             self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
-            pl, pr = self._pair_left, self._pair_right
-            for j, (token, key) in enumerate(zip(new, keys, strict=True)):
-                r = r0 + j
-                self._punct[r] = token in _CUT_AFTER
-                self._left[r] = key in pl
-                self._right[r] = key in pr
-            self.keys.extend(keys)
+            lget, rget = self._left_ids.get, self._right_ids.get
+            self._punct[r0: r0 + k] = [token in _CUT_AFTER for token in new]
+            self._lid[r0: r0 + k] = [lget(key, -1) for key in keys]
+            self._rid[r0: r0 + k] = [rget(key, -1) for key in keys]
             self._n += k
             self.rows.update(zip(new, range(r0, r0 + k), strict=True))
 
     def _reset_cache(self) -> None:
         self.rows.clear()
-        self.keys = [""]
         self._n = 1
 
     def emissions(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
@@ -505,41 +510,45 @@ class CRFModel:
             pos = np.arange(nt)
             rem = pos[::-1]
         else:
+            b = np.array(bounds, dtype=np.int64)
             starts = np.zeros(nt, dtype=np.int64)
             ends = np.zeros(nt, dtype=np.int64)
-            for i, j in bounds:
-                starts[i] = i
-                ends[i] = j
+            starts[b[:, 0]] = b[:, 0]
+            ends[b[:, 0]] = b[:, 1]
             starts = np.maximum.accumulate(starts)
             ends = np.maximum.accumulate(ends)
             pos = np.arange(nt) - starts
             rem = ends - 1 - np.arange(nt)
         tab = self._tables
-        prev1 = np.where(pos >= 1, np.roll(rows, 1), 0)
-        prev2 = np.where(pos >= 2, np.roll(rows, 2), 0)
-        next1 = np.where(rem >= 1, np.roll(rows, -1), 0)
-        next2 = np.where(rem >= 2, np.roll(rows, -2), 0)
-        em = tab[0, rows] + tab[1, prev1] + tab[2, next1] + tab[3, prev2] + tab[4, next2]
-        # Bigram features: only where the left form starts and the right form ends some model pair.
-        cand = np.flatnonzero((rem[:-1] >= 1) & self._left[rows[:-1]] & self._right[rows[1:]]).tolist()
-        if cand:
-            keys = self.keys
-            pairs = self.pairs
-            at: list[int] = []
-            lv: list[Any] = []
-            rv: list[Any] = []
-            for i in cand:
-                pv = pairs.get((keys[rows_l[i]], keys[rows_l[i + 1]]))
-                if pv is not None:
-                    at.append(i)
-                    lv.append(pv[0])
-                    rv.append(pv[1])
-            if at:
+        shifted = np.zeros((4, nt), dtype=np.int64)
+        shifted[0, 1:] = rows[:-1]
+        shifted[1, 2:] = rows[:-2]
+        shifted[2, :-1] = rows[1:]
+        shifted[3, :-2] = rows[2:]
+        shifted[0][pos < 1] = 0
+        shifted[1][pos < 2] = 0
+        shifted[2][rem < 1] = 0
+        shifted[3][rem < 2] = 0
+        # take() on each (contiguous) table is ~2.5x faster than fancy indexing tab[k, rows].
+        em = tab[0].take(rows, 0)
+        em += tab[1].take(shifted[0], 0)
+        em += tab[2].take(shifted[2], 0)
+        em += tab[3].take(shifted[1], 0)
+        em += tab[4].take(shifted[3], 0)
+        # Bigram features: pairs of a form with a left id and the next form with a right id.
+        li = self._lid[rows[:-1]]
+        ri = self._rid[rows[1:]]
+        at = np.flatnonzero((li >= 0) & (ri >= 0) & (rem[:-1] >= 1))
+        if len(at) and len(self._pair_codes):
+            code = li[at] * self._n_right + ri[at]
+            k = np.minimum(np.searchsorted(self._pair_codes, code), len(self._pair_codes) - 1)
+            hit = self._pair_codes[k] == code
+            at, k = at[hit], k[hit]
+            if len(at):
                 # A token gets its right-hand share (pair i-1, i) before its left-hand one (pair i, i+1),
                 # the order of the former per-pair loop: float sums stay bit-identical.
-                ia = np.array(at)
-                em[ia + 1] += np.array(rv)
-                em[ia] += np.array(lv)
+                em[at + 1] += self._pair_rv[k]
+                em[at] += self._pair_lv[k]
         return em, self._punct[rows]
 
     def decode(self, em: Any, bounds: Sequence[tuple[int, int]], breakable: Any = None,
@@ -646,16 +655,16 @@ class CRFModel:
         first[[i for i, _ in bounds]] = True
         prev = np.roll(typ, 1)
         begin = (typ > 0) & (self._is_b[ids] | first | (prev != typ))
-        out: list[tuple[int, int, str, float]] = []
-        nt = len(ids)
-        cont = (typ > 0) & ~begin
-        for a in np.flatnonzero(begin).tolist():
-            b = a + 1
-            while b < nt and cont[b]:
-                b += 1
-            out.append((offsets[a][0], offsets[b - 1][1], self._type_names[typ[a]],
-                        round(float(conf[a:b].min()), 4)))
-        return out
+        a = np.flatnonzero(begin)
+        if not len(a):
+            return []
+        # A chunk runs from its begin to the next token that does not continue it.
+        stop = np.flatnonzero(~((typ > 0) & ~begin))
+        b = np.append(stop, len(ids))[np.searchsorted(stop, a + 1)]
+        low = np.minimum.reduceat(np.append(conf, 1.0), np.stack([a, b], 1).ravel())[::2]
+        names = self._type_names
+        return [(offsets[i][0], offsets[j - 1][1], names[t], round(c, 4))
+                for i, j, t, c in zip(a.tolist(), b.tolist(), typ[a].tolist(), low.tolist(), strict=True)]
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """BIO labels of several token sequences (each tagged as one sentence)."""
@@ -721,26 +730,21 @@ def tag_tokens(tokens: Sequence[str], language: str) -> list[str]:
     return model.tag([tokens])[0]
 
 
-_BREAK_RE = re.compile(r"[.!?؟…]|\n")
+def _first(span: tuple[int, int]) -> int:
+    return span[0]
 
 
-def _sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _sentences(text: str, spans: list[tuple[int, int]], tokens: list[str]) -> list[tuple[int, int]]:
     """Token ranges [i, j) of sentences: one ends after . ! ? ؟ … or at a line break."""
     import bisect
 
     n = len(spans)
-    starts = [s for s, _ in spans]
-    ends = set()
-    for m in _BREAK_RE.finditer(text):
-        p = m.start()
-        if text[p] == "\n":
-            k = bisect.bisect_left(starts, p) - 1
-        else:
-            k = bisect.bisect_right(starts, p) - 1
-            if k < 0 or spans[k] != (p, p + 1):
-                continue
-        if k >= 0:
-            ends.add(k + 1)
+    # Those characters are never part of a longer token (numbers excepted, which do not end sentences).
+    ends = {i + 1 for i, t in enumerate(tokens) if t in _SENT_END}
+    p = text.find("\n")
+    while p >= 0:
+        ends.add(bisect.bisect_left(spans, p, key=_first))
+        p = text.find("\n", p + 1)
     ends.add(n)
     out: list[tuple[int, int]] = []
     start = 0
@@ -771,8 +775,9 @@ def tag_spans(text: str, language: str) -> list[tuple[int, int, str, float]]:
     spans = tokenize(text)
     if not spans:
         return []
-    bounds = _sentences(text, spans)
-    em, breakable = model.emissions([text[s:e] for s, e in spans], bounds)
+    tokens = [text[s:e] for s, e in spans]
+    bounds = _sentences(text, spans, tokens)
+    em, breakable = model.emissions(tokens, bounds)
     ids, conf = model.decode(em, bounds, breakable, marginals=True)
     return model.spans(ids, conf, bounds, spans)
 
