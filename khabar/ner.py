@@ -460,20 +460,13 @@ class CRFModel:
                 for feats in e[:5]:
                     groups.append(list(filter(None, map(fid, feats))))
                 keys.append(e[5])
-            # Sum each group's rows strictly left to right from 0.0, as the former row-by-row loop did
-            # (np.add.reduceat does not keep that order): column j adds every group's j-th row, groups
-            # shorter than j add the zero row, and x + 0.0 == x.
+            # Each group's rows are summed strictly left to right (a reduction over the middle axis adds
+            # whole rows in order, as the former row-by-row loop did); shorter groups are padded with the
+            # zero row 0, and x + 0.0 == x.
             width = max(map(len, groups))
-            flat: list[int] = []
             pad = [0] * width
-            for row in groups:
-                flat += row
-                flat += pad[len(row):]
-            ids = np.array(flat, dtype=np.int64).reshape(len(groups), width)
-            w = self._w
-            sums = np.zeros((len(groups), w.shape[1]))
-            for j in range(width):
-                sums += w[ids[:, j]]
+            ids = np.array([row + pad[len(row):] for row in groups], dtype=np.int64)
+            sums = self._w[ids].sum(1)
             r0 = self._n
             self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
             lget, rget = self._left_ids.get, self._right_ids.get
