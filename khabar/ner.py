@@ -425,60 +425,84 @@ class CRFModel:
         for t, feat in ((1, "-1w=<s>"), (2, "+1w=</s>"), (3, "-2w=<s>"), (4, "+2w=</s>")):
             self._tables[t, 0] = weights.get(feat, zero)
         self._n = 1
+        self._used = np.zeros(1024, dtype=np.int64)  # serial number of the last document using a row
+        self._serial = 0
+        # Rows move when the cache is compacted, so a document's look-up and gathers hold the lock.
         self._lock = threading.Lock()
 
-    def _row(self, token: str) -> int:
-        r = self.rows.get(token)
-        if r is None:
-            self._add_rows([token])
-            r = self.rows[token]
-        return r
-
     def _add_rows(self, tokens: Sequence[str]) -> None:
-        """Sum the weight rows of token forms not seen before (all of a document's at once)."""
+        """Sum the weight rows of token forms not seen before (all of a document's at once).
+
+        The caller holds ``self._lock``.
+        """
         import numpy as np
 
         lang = self.language
         fid = self._fid.get
-        with self._lock:
-            new = [t for t in dict.fromkeys(tokens) if t not in self.rows]
-            if not new:
-                return
-            k = len(new)
-            while self._n + k > self._tables.shape[1]:
-                size = self._tables.shape[1]
-                grown = np.zeros((5, 2 * size, self._tables.shape[2]))
-                grown[:, :size] = self._tables
-                self._tables = grown
-                self._punct = np.concatenate([self._punct, np.zeros(size, dtype=bool)])
-                self._lid = np.concatenate([self._lid, np.full(size, -1, dtype=np.int64)])
-                self._rid = np.concatenate([self._rid, np.full(size, -1, dtype=np.int64)])
-            groups: list[list[int]] = []
-            keys: list[str] = []
-            for token in new:
-                e = _features(token, lang)
-                for feats in e[:5]:
-                    groups.append(list(filter(None, map(fid, feats))))
-                keys.append(e[5])
-            # Each group's rows are summed strictly left to right (a reduction over the middle axis adds
-            # whole rows in order, as the former row-by-row loop did); shorter groups are padded with the
-            # zero row 0, and x + 0.0 == x.
-            width = max(map(len, groups))
-            pad = [0] * width
-            ids = np.array([row + pad[len(row):] for row in groups], dtype=np.int64)
-            sums = self._w[ids].sum(1)
-            r0 = self._n
-            self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
-            lget, rget = self._left_ids.get, self._right_ids.get
-            self._punct[r0: r0 + k] = [token in _CUT_AFTER for token in new]
-            self._lid[r0: r0 + k] = [lget(key, -1) for key in keys]
-            self._rid[r0: r0 + k] = [rget(key, -1) for key in keys]
-            self._n += k
-            self.rows.update(zip(new, range(r0, r0 + k), strict=True))
+        new = [t for t in dict.fromkeys(tokens) if t not in self.rows]
+        if not new:
+            return
+        k = len(new)
+        while self._n + k > self._tables.shape[1]:
+            size = self._tables.shape[1]
+            grown = np.zeros((5, 2 * size, self._tables.shape[2]))
+            grown[:, :size] = self._tables
+            self._tables = grown
+            self._punct = np.concatenate([self._punct, np.zeros(size, dtype=bool)])
+            self._lid = np.concatenate([self._lid, np.full(size, -1, dtype=np.int64)])
+            self._rid = np.concatenate([self._rid, np.full(size, -1, dtype=np.int64)])
+            self._used = np.concatenate([self._used, np.zeros(size, dtype=np.int64)])
+        groups: list[list[int]] = []
+        keys: list[str] = []
+        for token in new:
+            e = _features(token, lang)
+            for feats in e[:5]:
+                groups.append(list(filter(None, map(fid, feats))))
+            keys.append(e[5])
+        # Each group's rows are summed strictly left to right (a reduction over the middle axis adds
+        # whole rows in order, as the former row-by-row loop did); shorter groups are padded with the
+        # zero row 0, and x + 0.0 == x.
+        width = max(map(len, groups))
+        pad = [0] * width
+        ids = np.array([row + pad[len(row):] for row in groups], dtype=np.int64)
+        sums = self._w[ids].sum(1)
+        r0 = self._n
+        self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
+        lget, rget = self._left_ids.get, self._right_ids.get
+        self._punct[r0: r0 + k] = [token in _CUT_AFTER for token in new]
+        self._lid[r0: r0 + k] = [lget(key, -1) for key in keys]
+        self._rid[r0: r0 + k] = [rget(key, -1) for key in keys]
+        self._n += k
+        self.rows.update(zip(new, range(r0, r0 + k), strict=True))
 
     def _reset_cache(self) -> None:
-        self.rows.clear()
-        self._n = 1
+        with self._lock:
+            self.rows.clear()
+            self._n = 1
+
+    def _evict(self) -> None:
+        """Keep the most recently used half of the cached forms; the caller holds ``self._lock``.
+
+        A stream's vocabulary never ends, so the cache is bounded; dropping all of it would make
+        every form new again, while a recency cut keeps the working vocabulary warm.
+        """
+        import numpy as np
+
+        n = self._n
+        keep_n = min(n - 1, _CACHE_MAX // 2)
+        recent = np.argsort(self._used[1:n], kind="stable")[n - 1 - keep_n:] + 1
+        keep = np.concatenate([np.zeros(1, dtype=np.int64), np.sort(recent)])
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        m = len(keep)
+        self._tables[:, :m] = self._tables[:, keep]
+        self._punct[:m] = self._punct[keep]
+        self._lid[:m] = self._lid[keep]
+        self._rid[:m] = self._rid[keep]
+        self._used[:m] = self._used[keep]
+        new_row = remap.tolist()
+        self.rows = {t: new_row[r] for t, r in self.rows.items() if new_row[r] >= 0}
+        self._n = m
 
     def emissions(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
         """Emission scores (tokens x labels) of tokens split into [i, j) sentences.
@@ -488,17 +512,24 @@ class CRFModel:
         """
         import numpy as np
 
-        if self._n + len(tokens) >= _CACHE_MAX:
-            # Unbounded vocabularies (streams) must not grow memory forever. Reset before looking up,
-            # never in the middle of a document: rows looked up before a reset would be stale.
-            self._reset_cache()
-        get = self.rows.get
-        rows_l = list(map(get, tokens))
-        if None in rows_l:
-            self._add_rows([t for r, t in zip(rows_l, tokens, strict=True) if r is None])
+        with self._lock:
+            if self._n + len(tokens) >= _CACHE_MAX:
+                # Never in the middle of a document: rows looked up before would be stale.
+                self._evict()
+            get = self.rows.get
             rows_l = list(map(get, tokens))
-        rows = np.array(rows_l, dtype=np.int64)
-        nt = len(tokens)
+            if None in rows_l:
+                self._add_rows([t for r, t in zip(rows_l, tokens, strict=True) if r is None])
+                rows_l = list(map(get, tokens))
+            rows = np.array(rows_l, dtype=np.int64)
+            self._serial += 1
+            self._used[rows] = self._serial
+            return self._emissions(rows, bounds)
+
+    def _emissions(self, rows: Any, bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
+        import numpy as np
+
+        nt = len(rows)
         if len(bounds) == 1:
             pos = np.arange(nt)
             rem = pos[::-1]

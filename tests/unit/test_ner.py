@@ -174,7 +174,7 @@ def test_feature_cache_reset_between_documents_keeps_results(monkeypatch: pytest
     ]
     langs = ["ar", "ar", "fa"]
     expected = [ner.tag_spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
-    monkeypatch.setattr(ner, "_CACHE_MAX", 12)  # smaller than one document: resets on every document
+    monkeypatch.setattr(ner, "_CACHE_MAX", 12)  # smaller than one document: evicts on every document
     for lang in ("ar", "fa"):
         model = ner._model(lang)
         assert model is not None
@@ -182,6 +182,12 @@ def test_feature_cache_reset_between_documents_keeps_results(monkeypatch: pytest
     for _ in range(3):
         got = [ner.tag_spans(t, lang) for t, lang in zip(texts, langs, strict=True)]
         assert got == expected
+    # Eviction keeps the most recently used forms: the last Arabic document's forms stay cached.
+    model = ner._model("ar")
+    assert model is not None
+    last = {texts[1][s:e] for s, e in ner.tokenize(texts[1])}
+    assert len(model.rows) <= 12 // 2 + len(last)
+    assert sum(t in model.rows for t in last) >= 6
     for lang in ("ar", "fa"):
         ner._model(lang)._reset_cache()  # leave no tiny-cache state behind for other tests
 
