@@ -1,4 +1,5 @@
-/* Linear-chain CRF decoding for khabar.ner: Viterbi labels and marginal confidences.
+/* Compiled parts of khabar.ner: the tokenizer, and linear-chain CRF decoding (Viterbi labels and
+ * marginal confidences).
  *
  * The numpy decoder in khabar/ner.py batches all sentence pieces of a document, but it still pays
  * numpy's per-call overhead at every time step (about 50 steps per document, a dozen array calls
@@ -197,7 +198,90 @@ fail_em:
     return NULL;
 }
 
+
+/* The marks that khabar.ner._MARKS keeps inside a word (harakat, Quranic marks, ZWNJ/ZWJ). */
+static int is_mark(Py_UCS4 c) {
+    return (c >= 0x0610 && c <= 0x061a) || (c >= 0x064b && c <= 0x065f) || c == 0x0670 ||
+           (c >= 0x06d6 && c <= 0x06ed) || c == 0x200c || c == 0x200d;
+}
+
+static int is_num_sep(Py_UCS4 c) {
+    return c == '.' || c == ',' || c == 0x066b || c == 0x066c || c == '/' || c == ':';
+}
+
+/* tokenize(text) -> (tokens, starts, ends)
+ *
+ * The tokens of khabar.ner._TOKEN_RE, r"\d+(?:[.,٫٬/:]\d+)+|(?:[^\W_]|[MARKS])+|\S", with the same
+ * character classes as Python's re module (\d: Unicode decimal, \w: alphanumeric or "_", \s:
+ * Unicode space), as the token strings and their start and end offsets.
+ */
+static PyObject *tokenize(PyObject *self, PyObject *arg) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "tokenize() needs a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    PyObject *toks = PyList_New(0), *starts = PyList_New(0), *ends = PyList_New(0);
+    if (!toks || !starts || !ends) goto fail;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (Py_UNICODE_ISSPACE(c)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i + 1;
+        int done = 0;
+        if (Py_UNICODE_ISDECIMAL(c)) {
+            /* A number with internal separators needs at least one "separator digits" group. */
+            while (j < n && Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, j))) j++;
+            Py_ssize_t k = j;
+            while (k + 1 < n && is_num_sep(PyUnicode_READ(kind, data, k)) &&
+                   Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, k + 1))) {
+                k += 2;
+                while (k < n && Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, k))) k++;
+            }
+            if (k > j) {
+                j = k;
+                done = 1;
+            }
+        }
+        if (!done) {
+            if ((Py_UNICODE_ISALNUM(c)) || is_mark(c)) {
+                j = i + 1;
+                while (j < n) {
+                    Py_UCS4 d = PyUnicode_READ(kind, data, j);
+                    if (!(Py_UNICODE_ISALNUM(d) || is_mark(d))) break;
+                    j++;
+                }
+            } else {
+                j = i + 1;
+            }
+        }
+        PyObject *t = PyUnicode_Substring(arg, i, j);
+        PyObject *a = PyLong_FromSsize_t(i), *b = PyLong_FromSsize_t(j);
+        int err = !t || !a || !b || PyList_Append(toks, t) < 0 || PyList_Append(starts, a) < 0 ||
+                  PyList_Append(ends, b) < 0;
+        Py_XDECREF(t);
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (err) goto fail;
+        i = j;
+    }
+    return Py_BuildValue("(NNN)", toks, starts, ends);
+fail:
+    Py_XDECREF(toks);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"tokenize", tokenize, METH_O,
+     "tokenize(text) -> (tokens, starts, ends): khabar.ner's tokens with their offsets."},
     {"decode", decode, METH_VARARGS,
      "decode(em, pieces, trans, exp_trans, o_id, out, conf): Viterbi labels into out and, where a "
      "piece has an entity label and conf is not None, the chosen labels' marginals into conf."},
@@ -205,6 +289,6 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "khabar._crf",
-                                    "Compiled CRF decoding for khabar.ner.", -1, methods};
+                                    "Compiled tokenizer and CRF decoding for khabar.ner.", -1, methods};
 
 PyMODINIT_FUNC PyInit__crf(void) { return PyModule_Create(&module); }

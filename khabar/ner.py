@@ -43,19 +43,22 @@ __all__ = [
 LANGUAGES = ("ar", "fa")
 
 
-def _load_cdecode() -> Callable[..., None] | None:
-    # The compiled decoder is optional (built when a C compiler is present); KHABAR_NER_NUMPY=1
-    # forces the numpy one, which gives the same labels.
+def _load_compiled() -> Any:
+    # The compiled tokenizer and decoder are optional (built when a C compiler is present);
+    # KHABAR_NER_NUMPY=1 forces the regex tokenizer and numpy decoder, which give the same results.
     if os.environ.get("KHABAR_NER_NUMPY") == "1":
         return None
     try:
         from khabar import _crf
     except ImportError:
         return None
-    return _crf.decode
+    return _crf
 
 
-_cdecode = _load_cdecode()
+_compiled = _load_compiled()
+_cdecode: Callable[..., None] | None = _compiled.decode if _compiled is not None else None
+_ctokenize: Callable[[str], tuple[list[str], list[int], list[int]]] | None = (
+    _compiled.tokenize if _compiled is not None else None)
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 # A token is a run of letters/digits with Arabic combining marks, tatweel and ZWNJ/ZWJ kept inside
@@ -670,7 +673,7 @@ class CRFModel:
         return out, conf
 
     def spans(self, ids: Any, conf: Any, bounds: Sequence[tuple[int, int]],
-              offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int, str, float]]:
+              starts: Sequence[int], ends: Sequence[int]) -> list[tuple[int, int, str, float]]:
         """Entity chunks (conlleval rules) of decoded label ids, as character spans with confidence."""
         import numpy as np
 
@@ -687,7 +690,7 @@ class CRFModel:
         b = np.append(stop, len(ids))[np.searchsorted(stop, a + 1)]
         low = np.minimum.reduceat(np.append(conf, 1.0), np.stack([a, b], 1).ravel())[::2]
         names = self._type_names
-        return [(offsets[i][0], offsets[j - 1][1], names[t], round(c, 4))
+        return [(starts[i], ends[j - 1], names[t], round(c, 4))
                 for i, j, t, c in zip(a.tolist(), b.tolist(), typ[a].tolist(), low.tolist(), strict=True)]
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -754,20 +757,24 @@ def tag_tokens(tokens: Sequence[str], language: str) -> list[str]:
     return model.tag([tokens])[0]
 
 
-def _first(span: tuple[int, int]) -> int:
-    return span[0]
+def _tokens(text: str) -> tuple[list[str], list[int], list[int]]:
+    """Tokens of a text with their start and end offsets (compiled when available)."""
+    if _ctokenize is not None:
+        return _ctokenize(text)
+    spans = tokenize(text)
+    return [text[s:e] for s, e in spans], [s for s, _ in spans], [e for _, e in spans]
 
 
-def _sentences(text: str, spans: list[tuple[int, int]], tokens: list[str]) -> list[tuple[int, int]]:
+def _sentences(text: str, tokens: list[str], starts: list[int]) -> list[tuple[int, int]]:
     """Token ranges [i, j) of sentences: one ends after . ! ? ؟ … or at a line break."""
     import bisect
 
-    n = len(spans)
+    n = len(tokens)
     # Those characters are never part of a longer token (numbers excepted, which do not end sentences).
     ends = {i + 1 for i, t in enumerate(tokens) if t in _SENT_END}
     p = text.find("\n")
     while p >= 0:
-        ends.add(bisect.bisect_left(spans, p, key=_first))
+        ends.add(bisect.bisect_left(starts, p))
         p = text.find("\n", p + 1)
     ends.add(n)
     out: list[tuple[int, int]] = []
@@ -796,14 +803,13 @@ def tag_spans(text: str, language: str) -> list[tuple[int, int, str, float]]:
     model = _model(_norm_language(language))
     if model is None:
         return []
-    spans = tokenize(text)
-    if not spans:
+    tokens, starts, ends = _tokens(text)
+    if not tokens:
         return []
-    tokens = [text[s:e] for s, e in spans]
-    bounds = _sentences(text, spans, tokens)
+    bounds = _sentences(text, tokens, starts)
     em, breakable = model.emissions(tokens, bounds)
     ids, conf = model.decode(em, bounds, breakable, marginals=True)
-    return model.spans(ids, conf, bounds, spans)
+    return model.spans(ids, conf, bounds, starts, ends)
 
 
 def fold_name() -> str:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from khabar import ner, ner_train
 
@@ -209,6 +211,22 @@ def test_compiled_decoder_matches_numpy_decoder(monkeypatch: pytest.MonkeyPatch)
     assert ner._cdecode is _crf.decode
     compiled = [ner.tag_spans(t, lang) for t, lang in docs]
     monkeypatch.setattr(ner, "_cdecode", None)
+    monkeypatch.setattr(ner, "_ctokenize", None)
     numpy_ = [ner.tag_spans(t, lang) for t, lang in docs]
     assert compiled == numpy_
     assert sum(map(len, compiled)) > 50
+
+
+_TOKEN_CHARS = st.sampled_from([*"ab_1٢۳.,:/٫٬ ـ\u064b\u200c\u200d\n\t!؟…x١2\u0670يی",
+                                "\u00a0", "\u2009", "²", "Ⅻ", "𝟙", "\U0001F600", "Ä"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TOKEN_CHARS, max_size=40).map("".join))
+def test_compiled_tokenizer_matches_regex_tokenizer(text: str) -> None:
+    from khabar import _crf
+
+    tokens, starts, ends = _crf.tokenize(text)
+    spans = ner.tokenize(text)
+    assert list(zip(starts, ends, strict=True)) == spans
+    assert tokens == [text[s:e] for s, e in spans]
