@@ -38,6 +38,7 @@ __all__ = [
     "tag_tokens",
     "token_key",
     "tokenize",
+    "word_rank",
 ]
 
 LANGUAGES = ("ar", "fa")
@@ -200,7 +201,34 @@ def load_clusters(language: str, path: Path | None = None) -> int:
                     table[parts[0]] = (parts[1], parts[2])
     _clusters[language] = table
     _caches[language] = {}
+    _ranks.pop(language, None)
     return len(table)
+
+
+_ranks: dict[str, dict[str, int]] = {}
+
+
+def word_rank(key: str, language: str) -> int | None:
+    """Frequency rank of a feature form in the unlabeled news the word clusters were built from.
+
+    The cluster table lists its words most frequent first, so it doubles as a frequency list: a
+    spelling that is common on its own is a word of the language, not a typo of a rarer name.
+
+    Args:
+        key: A feature form (:func:`token_key`).
+        language: ``ar`` or ``fa``.
+
+    Returns:
+        0 for the most frequent word, ``None`` for a form outside the table (rare or unseen).
+    """
+    ranks = _ranks.get(language)
+    if ranks is None:
+        table = _clusters.get(language)
+        if table is None:
+            load_clusters(language)
+            table = _clusters[language]
+        ranks = _ranks[language] = {k: i for i, k in enumerate(table)}
+    return ranks.get(key)
 
 
 _NO_CLUSTER = ("-", "-")
