@@ -3,7 +3,7 @@
 One linear-chain CRF per language (python-crfsuite), trained by :mod:`khabar.ner_train` on the
 corpora described in ``khabar/models/MODEL_CARD.md``. Features are string features of the token's
 match form (script folding), clitic/suffix-stripped stems, affixes, shape, distributional word
-clusters and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
+clusters, name-lexicon flags and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
 a token form contributes to the emission scores is summed once and cached, so tagging a document
 is a few array gathers and a Viterbi pass batched over its sentences.
 
