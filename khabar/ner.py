@@ -3,7 +3,7 @@
 One linear-chain CRF per language (python-crfsuite), trained by :mod:`khabar.ner_train` on the
 corpora described in ``khabar/models/MODEL_CARD.md``. Features are string features of the token's
 match form (script folding), clitic/suffix-stripped stems, affixes, shape, distributional word
-clusters and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
+clusters, name-lexicon flags and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
 a token form contributes to the emission scores is summed once and cached, so tagging a document
 is a few array gathers and a Viterbi pass batched over its sentences.
 
@@ -31,7 +31,9 @@ __all__ = [
     "CRFModel",
     "bio_to_spans",
     "cluster_path",
+    "lexicon_path",
     "load_clusters",
+    "load_lexicon",
     "model_path",
     "sentence_features",
     "tag_spans",
@@ -242,6 +244,51 @@ def _cluster(language: str, key: str, stem: str) -> tuple[str, str]:
     return table.get(key) or table.get(stem) or _NO_CLUSTER
 
 
+# Lexicon flags of a form (built by the trainer from the gazetteer and khabar/data/ner word lists):
+# B/I/L/U + type = first / inner / last word of a multi-word name, or a one-word name; T = title
+# word, N = given name, OT / LT = ORG / LOC head word ("وزارة", "استان"). "w" rows hold the flags
+# of exact match forms, "s" rows those of clitic/suffix-stripped stems.
+_lexicons: dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]] = {}
+_NO_FLAGS: tuple[str, ...] = ()
+
+
+def lexicon_path(language: str, model_dir: Path | None = None) -> Path:
+    """Path of a language's name-lexicon table (built by ``khabar train-ner`` from the gazetteer)."""
+    return (model_dir or MODEL_DIR) / f"ner-lexicon-{language}.tsv"
+
+
+def load_lexicon(language: str, path: Path | None = None) -> int:
+    """(Re)load a language's name lexicon and reset its feature cache.
+
+    Args:
+        language: ``ar`` or ``fa``.
+        path: A ``w|s<TAB>form<TAB>flag,flag...`` table; default: the shipped one (missing: no flags).
+
+    Returns:
+        Number of forms loaded.
+    """
+    path = path or lexicon_path(language)
+    words: dict[str, tuple[str, ...]] = {}
+    stems: dict[str, tuple[str, ...]] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 3 and parts[2]:
+                    (words if parts[0] == "w" else stems)[parts[1]] = tuple(parts[2].split(","))
+    _lexicons[language] = (words, stems)
+    _caches[language] = {}
+    return len(words) + len(stems)
+
+
+def _lexicon(language: str) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    lex = _lexicons.get(language)
+    if lex is None:
+        load_lexicon(language)
+        lex = _lexicons[language]
+    return lex
+
+
 _Entry = tuple[list[str], list[str], list[str], list[str], list[str], str]
 _CACHE_MAX = 200_000
 _caches: dict[str, dict[str, _Entry]] = {"ar": {}, "fa": {}}
@@ -292,6 +339,15 @@ def _features(token: str, language: str) -> _Entry:
     ]
     prev1 = ["-1w=" + key, "-1st=" + stem, "-1sh=" + shape, "-1c=" + c64, "-1C=" + c512]
     next1 = ["+1w=" + key, "+1st=" + stem, "+1sh=" + shape, "+1c=" + c64, "+1C=" + c512]
+    words, stems = _lexicon(language)
+    exact = words.get(key, _NO_FLAGS)
+    stemmed = stems.get(stem, _NO_FLAGS)
+    if exact or stemmed:
+        own += ["g=" + f for f in exact]
+        own += ["gs=" + f for f in stemmed]
+        either = sorted({*exact, *stemmed})
+        prev1 += ["-1g=" + f for f in either]
+        next1 += ["+1g=" + f for f in either]
     prev2 = ["-2w=" + key, "-2c=" + c64]
     next2 = ["+2w=" + key, "+2c=" + c64]
     return own, prev1, next1, prev2, next2, key

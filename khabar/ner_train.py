@@ -339,6 +339,178 @@ def build_clusters(
     return len(words)
 
 
+# ---------------------------------------------------------------- name lexicon
+
+LEXICON_DIR = REPO_ROOT / "khabar" / "data" / "ner"
+LEXICON_TYPES = ("PER", "ORG", "LOC")
+# Name-position flags are not given to the most frequent news words (the cluster table is in frequency
+# order): "في" or "از" inside some organisation name says nothing, and the CRF already has a weight
+# for every frequent word itself. Titles, given names and head words are curated and always kept.
+LEXICON_COMMON = 2000
+CONTEXT_LEVELS = ((0.05, ""), (0.2, "+"), (0.5, "++"))
+# Context flags: words seen after a title / ORG head / LOC head word. Words after or before a given
+# name (surname- and title-like) were tried and did not help (ANERcorp tail 72.3 -> 71.7).
+CONTEXT_AFTER = ("T", "OT", "LT")
+CONTEXT_BEFORE: tuple[str, ...] = ()
+
+
+def _word_list(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")]
+
+
+def _word_keys(text: str) -> list[tuple[str, str]]:
+    """(token, match form) of the word tokens of a name (punctuation dropped)."""
+    toks = [text[s:e] for s, e in ner.tokenize(text)]
+    return [(t, ner.token_key(t)) for t in toks if t[0].isalnum()]
+
+
+def _context_flags(language: str, texts: Iterable[str], heads: dict[str, set[str]],
+                   min_count: int = 5) -> dict[str, set[str]]:
+    """Flag words of unlabeled news by how often they stand next to a title, head word or given name.
+
+    A word that follows "السيد" or "آقای", or a known given name, in a large share of its occurrences
+    is most likely a name even if no gazetteer lists it; one that often precedes a given name is
+    title-like (distant supervision from the news dump, never from NER corpora).
+
+    Args:
+        language: ``ar`` or ``fa`` (selects the stemmer).
+        texts: Unlabeled texts.
+        heads: Match form or stem -> lexicon flags (T, OT, LT, N) of the head words.
+        min_count: Minimum frequency of a flagged word.
+
+    Returns:
+        Match form -> flags ``x<K>``/``x<K>+``/``x<K>++`` (follows a K word in >= 5 / 20 / 50 % of
+        its occurrences, K in CONTEXT_AFTER) and likewise ``y<K>`` (precedes one, CONTEXT_BEFORE).
+    """
+    kinds = tuple(dict.fromkeys((*CONTEXT_AFTER, *CONTEXT_BEFORE)))
+    keys: dict[str, tuple[str, tuple[str, ...]]] = {}
+    total: Counter[str] = Counter()
+    after: dict[str, Counter[str]] = {k: Counter() for k in CONTEXT_AFTER}
+    before: dict[str, Counter[str]] = {k: Counter() for k in CONTEXT_BEFORE}
+    for text in texts:
+        prev: tuple[str, ...] = ()
+        prev_key = ""
+        for s, e in ner.tokenize(text):
+            tok = text[s:e]
+            got = keys.get(tok)
+            if got is None:
+                key = ner.token_key(tok)
+                stem = ner._stem_fa(tok, key)[0] if language == "fa" else ner._stem_ar(key)[0]
+                fl = heads.get(key) or heads.get(stem) or set()
+                got = keys[tok] = (key, tuple(k for k in kinds if k in fl))
+                if len(keys) > 2_000_000:
+                    keys.clear()
+            key, mine = got
+            total[key] += 1
+            for k in prev:
+                if k in after:
+                    after[k][key] += 1
+            for k in mine:
+                if k in before and prev_key:
+                    before[k][prev_key] += 1
+            prev, prev_key = mine, key
+    out: dict[str, set[str]] = {}
+    for side, table in (("x", after), ("y", before)):
+        for k, counts in table.items():
+            for key, n in counts.items():
+                tot = total[key]
+                if tot < min_count or not key[:1].isalpha():
+                    continue
+                share = n / tot
+                for level, mark in CONTEXT_LEVELS:
+                    if share >= level:
+                        out.setdefault(key, set()).add(side + k + mark)
+    return out
+
+
+def build_lexicon(language: str, out: Path, common: int = LEXICON_COMMON,
+                  texts: Iterable[str] | None = None) -> int:
+    """Write the per-word-form name lexicon the NER features look up (``ner-lexicon-<lang>.tsv``).
+
+    Built only from the gazetteer (hand-curated and CLDR names in en/ar/fa, titles, given names) and
+    the head-word lists in ``khabar/data/ner``, never from the NER corpora, so held-out scores are
+    not inflated by names read off the evaluation data.
+
+    Args:
+        language: ``ar`` or ``fa`` (selects the stemmer; names of all three columns are used, since
+            the match form folds Arabic and Persian letter variants).
+        out: Output directory.
+
+        common: Number of most frequent words (cluster-table order) denied name-position flags.
+        texts: Unlabeled news for the context flags of :func:`_context_flags` (None: none).
+
+    Returns:
+        Number of rows written.
+    """
+    from khabar import gazetteer
+
+    flags: dict[str, set[str]] = {}
+    stems: dict[str, set[str]] = {}
+    frequent: set[str] = set()
+    table = ner.cluster_path(language, out)
+    if table.is_file():
+        with open(table, encoding="utf-8") as fh:
+            frequent = {line.split("\t", 1)[0] for line in itertools.islice(fh, common)}
+
+    def add(token: str, key: str, flag: str) -> None:
+        if len(key) < 2 or "0" in key:
+            return  # one-letter pieces ("د", initials) and numbers flag far too many ordinary tokens
+        if key in frequent and flag[0] in "BILU":
+            return
+        flags.setdefault(key, set()).add(flag)
+        # The same stemmer as the run-time features, so "والرئيس" meets the title "الرئيس".
+        stem = ner._stem_fa(token, key)[0] if language == "fa" else ner._stem_ar(key)[0]
+        stems.setdefault(stem, set()).add(flag)
+
+    for ent in gazetteer.entities().values():
+        if ent.type not in LEXICON_TYPES:
+            continue
+        for alias in ent.aliases:
+            if alias.short:
+                continue
+            words = _word_keys(alias.text)
+            if len(words) == 1:
+                add(*words[0], "U" + ent.type)
+                continue
+            for i, (tok, key) in enumerate(words):
+                pos = "B" if i == 0 else "L" if i == len(words) - 1 else "I"
+                add(tok, key, pos + ent.type)
+    for title in gazetteer.titles():
+        for tok, key in _word_keys(title):
+            add(tok, key, "T")
+    for name in (*gazetteer.given_names(), *_word_list(LEXICON_DIR / "given_names.txt")):
+        for tok, key in _word_keys(name):
+            add(tok, key, "N")
+    for fname, flag in (("org_triggers.txt", "OT"), ("loc_triggers.txt", "LT")):
+        for word in _word_list(LEXICON_DIR / fname):
+            for tok, key in _word_keys(word):
+                add(tok, key, flag)
+    if texts is not None:
+        wanted = {*CONTEXT_AFTER, *CONTEXT_BEFORE}
+        heads: dict[str, set[str]] = {}
+        for table in (flags, stems):
+            for k, v in table.items():
+                if v & wanted:
+                    heads.setdefault(k, set()).update(v & wanted)
+        for key, fl in _context_flags(language, texts, heads).items():
+            for flag in fl:
+                add(key, key, flag)
+    out.mkdir(parents=True, exist_ok=True)
+    path = ner.lexicon_path(language, out)
+    rows = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for kind, table in (("w", flags), ("s", stems)):
+            for key in sorted(table):
+                if "\t" in key or "\n" in key or "," in key:
+                    continue
+                fh.write(f"{kind}\t{key}\t{','.join(sorted(table[key]))}\n")
+                rows += 1
+    return rows
+
+
 # ---------------------------------------------------------------- corpora
 
 
@@ -384,6 +556,8 @@ def train_language(
     params: dict[str, object] | None = None, log: Callable[[str], None] = print,
     exclude: Iterable[str] = (),
     news_dir: Path | None = None,
+    lexicon_common: int = LEXICON_COMMON,
+    lexicon_news: Path | None = None,
 ) -> dict[str, object]:
     """Train, save and evaluate one language's model.
 
@@ -396,6 +570,8 @@ def train_language(
         log: Progress printer.
         news_dir: Unlabeled news to (re)build the word clusters from; None keeps the table in ``out``.
         exclude: Names of training parts to leave out (e.g. ``wojood_train_val``).
+        lexicon_common: See :func:`build_lexicon`.
+        lexicon_news: Unlabeled news for the lexicon's context flags (None: no context flags).
 
     Returns:
         The language's entry of ``ner_scores.json``.
@@ -416,6 +592,11 @@ def train_language(
         n = build_clusters(language, texts, out)
         log(f"[{language}] clustered {n} words in {time.perf_counter() - t0:.0f}s")
     log(f"[{language}] clusters: {ner.load_clusters(language, ner.cluster_path(language, out))} words")
+    t0 = time.perf_counter()
+    news = _news_texts(lexicon_news, language) if lexicon_news is not None else None
+    build_lexicon(language, out, lexicon_common, news)
+    log(f"[{language}] lexicon built in {time.perf_counter() - t0:.0f}s")
+    log(f"[{language}] lexicon: {ner.load_lexicon(language, ner.lexicon_path(language, out))} forms")
     log(f"[{language}] train: " + ", ".join(f"{k}={_count(v)}" for k, v in train.items()))
     trainer = pycrfsuite.Trainer(verbose=False)
     t0 = time.perf_counter()
@@ -440,6 +621,8 @@ def train_language(
         "train_seconds": round(train_s, 1),
         "params": p,
         "fold": ner.fold_name(),
+        "lexicon_forms": sum(map(len, ner._lexicons.get(language, ({}, {})))),
+        "lexicon_common": lexicon_common,
         "train": {k: _count(v) for k, v in train.items()},
         "heldout": {},
     }
@@ -515,6 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "(default: $KHABAR_NEWS_DATA or ../shared/data/news)")
     ap.add_argument("--keep-clusters", action="store_true",
                     help="reuse the cluster tables already in --out instead of rebuilding them")
+    ap.add_argument("--lexicon-common", type=int, default=LEXICON_COMMON, metavar="N",
+                    help="deny name-position lexicon flags to the N most frequent news words")
     ap.add_argument("--bench", type=int, default=0, metavar="N",
                     help="after training, time tag_spans on N news articles per language (CPU time)")
     args = ap.parse_args(argv)
@@ -529,7 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = {"c1": args.c1, "c2": args.c2, "feature.minfreq": args.min_freq}
     for lang in langs:
         scores[lang] = train_language(args.data_dir, args.out, lang, args.max_iterations, params,
-                                      exclude=args.exclude,
+                                      exclude=args.exclude, lexicon_common=args.lexicon_common,
+                                      lexicon_news=args.news_dir if args.news_dir.is_dir() else None,
                                       news_dir=None if args.keep_clusters else args.news_dir)
     scores["fold_probe"] = {w: ner.token_key(w) for w in PROBE_WORDS}
     if args.bench and args.news_dir.is_dir():
@@ -537,6 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.out.resolve() == ner.MODEL_DIR.resolve():
                 ner._models.pop(lang, None)
                 ner.load_clusters(lang)
+                ner.load_lexicon(lang)
                 speed = bench(lang, args.news_dir, args.bench)
                 scores[lang]["speed"] = speed  # type: ignore[index]
                 print(f"[{lang}] speed: {speed}")

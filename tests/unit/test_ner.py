@@ -144,6 +144,7 @@ def test_models_are_shipped_small_and_match_current_folding() -> None:
     for lang in ner.LANGUAGES:
         assert ner.model_path(lang).stat().st_size < 15_000_000
         assert ner.cluster_path(lang).is_file()
+        assert ner.lexicon_path(lang).is_file()
     scores = json.loads((ner.MODEL_DIR / "ner_scores.json").read_text(encoding="utf-8"))
     # Features are built on the match form: if khabar.normalize changes it, the models must be retrained.
     assert scores["fold_probe"] == {w: ner.token_key(w) for w in scores["fold_probe"]}
@@ -230,3 +231,24 @@ def test_compiled_tokenizer_matches_regex_tokenizer(text: str) -> None:
     spans = ner.tokenize(text)
     assert list(zip(starts, ends, strict=True)) == spans
     assert tokens == [text[s:e] for s, e in spans]
+
+
+def test_lexicon_features_depend_on_the_form_only() -> None:
+    # The shipped tables: a head word and a clitic-stemmed title get their flags, ordinary words none.
+    own, prev1, next1, *_ = ner._features("وزارة", "ar")
+    assert "g=OT" in own and "+1g=OT" in next1 and "-1g=OT" in prev1
+    assert "gs=T" in ner._features("والرئيس", "ar")[0]
+    assert "g=OT" in ner._features("سازمان", "fa")[0]
+
+
+def test_build_lexicon_skips_frequent_words_and_reads_context(tmp_path: Path) -> None:
+    # A fake cluster table ranks "في" as the most frequent word: no name-position flag for it.
+    (tmp_path / "ner-clusters-ar.tsv").write_text("في\t1\t1\n", encoding="utf-8")
+    news = ["قال السيد زبرجدان إن الوفد وصل.", "التقى السيد زبرجدان بالوفد في الرياض."] * 3
+    ner_train.build_lexicon("ar", tmp_path, common=1, texts=news)
+    rows = dict(line.split("\t", 1)[1].split("\t") for line in
+                ner.lexicon_path("ar", tmp_path).read_text(encoding="utf-8").splitlines()
+                if line.startswith("w\t"))
+    assert "في" not in rows or not any(f[0] in "BILU" for f in rows["في"].strip().split(","))
+    assert "xT++" in rows["زبرجدان"].strip().split(",")
+    assert "ULOC" in rows["الرياض"].strip().split(",")
