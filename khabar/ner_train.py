@@ -706,6 +706,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.data_dir.is_dir():
         print(f"train-ner: data directory not found: {args.data_dir}", file=sys.stderr)
         return 2
+    if not args.news_dir.is_dir():
+        # The lexicon's context flags (and, without --keep-clusters, the word clusters) come from it;
+        # a model trained without them would silently differ from the shipped one.
+        print(f"train-ner: unlabeled news directory not found: {args.news_dir} (see --news-dir)", file=sys.stderr)
+        return 2
     langs = ["ar", "fa"] if args.language == "all" else [args.language]
     scores_path = args.out / "ner_scores.json"
     scores: dict[str, object] = {}
@@ -715,10 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for lang in langs:
         scores[lang] = train_language(args.data_dir, args.out, lang, args.max_iterations, params,
                                       exclude=args.exclude, lexicon_common=args.lexicon_common,
-                                      lexicon_news=args.news_dir if args.news_dir.is_dir() else None,
+                                      lexicon_news=args.news_dir,
                                       news_dir=None if args.keep_clusters else args.news_dir)
     scores["fold_probe"] = {w: ner.token_key(w) for w in PROBE_WORDS}
-    if args.bench and args.news_dir.is_dir():
+    if args.bench:
         for lang in langs:
             if args.out.resolve() == ner.MODEL_DIR.resolve():
                 ner._models.pop(lang, None)
