@@ -33,10 +33,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, compress
 from typing import Any
 
 import ahocorasick
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from khabar import gazetteer as gz
@@ -49,10 +50,13 @@ _AR_PREFIXES = frozenset({
 _FA_SUFFIXES_ANY = frozenset({"ها", "هاي", "هايي", "را"})
 _FA_SUFFIXES_NOT_LOC = frozenset({"ي", "اي", "يي"})
 # Quote marks and other punctuation between the words of a name ("وكالة “فارس”") are skipped.
-_GAP_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]+")
+_GAP_CLASS = r"[\s\"'«»“”„‘’‹›()\[\]ـ]"
+_GAP_RE = re.compile(_GAP_CLASS + "+")
 _TOKEN_RE = re.compile(r"[^\W_]+")
-# Only gaps that are not already one plain space need rewriting (far fewer matches than _GAP_RE).
-_GAP_FIX_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]{2,}|[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]")
+# Only gaps that are not already one plain space need rewriting (far fewer matches than _GAP_RE): runs
+# of two or more gap characters, and single gap characters that are not a space.
+_GAP_ALONE_CLASS = r"[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]"
+_GAP_FIX_RE = re.compile(_GAP_CLASS + "{2,}|" + _GAP_ALONE_CLASS)
 _MAX_PREFIX = 4
 _FUZZ_DOC = 85.0       # against names already in the document
 _FUZZ_GLOBAL = 90.0    # against every gazetteer surname
@@ -62,6 +66,9 @@ _MINISTER = frozenset({"وزير", "وزيره", "وزراء"})
 _NISBA = ("ي", "يه", "يون", "يين")
 _ENDINGS = ("ي", "يه", "يون", "يين", "ين", "اي", "ها", "هاي", "ان")
 _NER_MIN_CONF = 0.8
+_UNICODE_SIZE = 0x110000
+# Below this many characters a regex pass costs less than numpy's per-call overhead.
+_VECTOR_MIN = 200
 _ROMAN = str.maketrans({
     "ا": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d", "ذ": "dh", "ر": "r",
     "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d", "ط": "t", "ظ": "z", "ع": "", "غ": "gh", "ف": "f",
@@ -161,6 +168,45 @@ def _ner() -> Callable[[str, str], list[tuple[int, int, str, float]]] | None:
     return getattr(mod, "tag_spans", None)
 
 
+@lru_cache(maxsize=1)
+def _char_classes() -> np.ndarray:
+    """Per code point: bit 1 a gap character (``_GAP_CLASS``), bit 2 one rewritten even alone
+    (``_GAP_ALONE_CLASS``), bit 4 a token character (``_TOKEN_RE``); derived from the regexes themselves."""
+    every = "".join(map(chr, range(_UNICODE_SIZE)))
+    out = np.zeros(_UNICODE_SIZE, dtype=np.uint8)
+    for pattern, bit in ((_GAP_CLASS, 1), (_GAP_ALONE_CLASS, 2), (r"[^\W_]", 4)):
+        pos = [m.start() for m in re.finditer(pattern, every)]
+        out[pos] |= bit
+    return out
+
+
+def _code_points(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end indices of the runs of nonzero values in an array of 0/1 bytes."""
+    padded = np.zeros(len(flags) + 2, dtype=np.int8)
+    padded[1:-1] = flags
+    d = padded[1:] - padded[:-1]
+    return (d == 1).nonzero()[0], (d == -1).nonzero()[0]
+
+
+def _fixed_gaps(m: str) -> list[tuple[int, int]]:
+    """``[g.span() for g in _GAP_FIX_RE.finditer(m)]``, from per-character classes in C.
+
+    Every match of ``_GAP_FIX_RE`` is a whole maximal run of gap characters (the first alternative is
+    greedy and tried first at the start of every run), so the matches are the runs of two or more and
+    the single characters of ``_GAP_ALONE_CLASS``.
+    """
+    if len(m) < _VECTOR_MIN:
+        return [g.span() for g in _GAP_FIX_RE.finditer(m)]
+    cls = _char_classes()[_code_points(m)]
+    starts, ends = _runs(cls & 1)
+    keep = (ends - starts >= 2) | ((cls[starts] & 2) != 0)
+    return list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+
+
 class _Doc:
     """The working string: match form with punctuation gaps collapsed, and its map to the source."""
 
@@ -168,26 +214,59 @@ class _Doc:
         self.text = text
         self.norm = norm
         m = norm.match
-        # Index in the match form of each working-string character: identity between the rewritten
-        # gaps, each rewritten gap becoming one space at the gap's start.
-        gaps = [g.span() for g in _GAP_FIX_RE.finditer(m)]
-        idx: list[int] | range
+        # Each rewritten gap of the match form becomes one space at the gap's start; the characters
+        # between gaps keep their order. The map from working string to match form is kept as, per
+        # rewritten gap, its position in the working string (_gw), where it starts and ends in the
+        # match form (_ga, _gb) and how far the characters after it are shifted (_gd).
+        gaps = _fixed_gaps(m)
+        gw: list[int] = []
+        gd: list[int] = []
         if gaps:
-            self.w = _GAP_FIX_RE.sub(" ", m).lower()
-            idx = []
+            pieces: list[str] = []
             pos = 0
+            shift = 0
             for a, b in gaps:
-                idx.extend(range(pos, a))
-                idx.append(a)
+                pieces.append(m[pos:a])
+                gw.append(a - shift)
+                shift += b - a - 1
+                gd.append(shift)
                 pos = b
-            idx.extend(range(pos, len(m)))
+            pieces.append(m[pos:])
+            plain = " ".join(pieces)
         else:
-            self.w = m.lower()
-            idx = range(len(m))
-        self.idx = idx
+            plain = m
+        self.w = plain.lower()
+        self._gw = gw
+        self._gd = gd
+        self._ga = [a for a, _ in gaps]
+        self._gb = [b for _, b in gaps]
+        # Lower-casing can change the length of a string (U+0130): then the positions of the working
+        # string and of the map disagree, and only the map as a list answers exactly as before.
+        self._list: list[int] | None = None
+        if len(self.w) != len(plain):
+            self._list = [self._at(i) for i in range(len(plain))]
+
+    def _at(self, i: int) -> int:
+        """Index in the match form of working-string position ``i``."""
+        k = bisect.bisect_left(self._gw, i)
+        return i + self._gd[k - 1] if k else i
+
+    def idx(self, i: int) -> int:
+        """Index in the match form of working-string position ``i`` (``0 <= i < len(w)``)."""
+        return self._list[i] if self._list is not None else self._at(i)
+
+    def _first_at_or_after(self, j: int) -> int:
+        """The first working-string position whose match-form index is at least ``j`` (or ``len(w)``)."""
+        n = len(self.w) if self._list is None else len(self._list)
+        if self._list is not None:
+            return bisect.bisect_left(self._list, j)
+        k = bisect.bisect_left(self._ga, j)
+        if k and j <= self._gb[k - 1]:
+            return min(self._gw[k - 1] + 1, n)
+        return max(0, min(j - (self._gd[k - 1] if k else 0), n))
 
     def to_source(self, s: int, e: int) -> tuple[int, int]:
-        a, b = self.norm.to_source(self.idx[s], self.idx[e - 1] + 1, "match")
+        a, b = self.norm.to_source(self.idx(s), self.idx(e - 1) + 1, "match")
         # Never start or end a mention on a space or quote mark.
         t = self.text
         while a < b and not t[a].isalnum():
@@ -197,11 +276,12 @@ class _Doc:
         return a, b
 
     def from_source(self, a: int, b: int) -> tuple[int, int]:
-        # The source start of working-string positions never decreases: bisect through the map
-        # instead of materialising it for every document.
-        src = self.norm.match_map.__getitem__
-        s = bisect.bisect_left(self.idx, a, key=src)
-        e = bisect.bisect_left(self.idx, b, key=src)
+        # The source start of match-form positions never decreases, and the working string keeps their
+        # order: the first position at or after a source offset is found by bisecting the map itself.
+        starts = self.norm.match_map
+        n = len(self.norm.match)
+        s = self._first_at_or_after(bisect.bisect_left(starts, a, 0, n))
+        e = self._first_at_or_after(bisect.bisect_left(starts, b, 0, n))
         return s, max(e, s)
 
 
@@ -338,6 +418,44 @@ def _surname_choices(lang: str, n: int) -> list[str]:
             if abs(len(c) - n) <= slack + (1 - _FUZZ_GLOBAL / 100) * len(c) + 1]
 
 
+@lru_cache(maxsize=512)
+def _surname_counts(lang: str, n: int) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """Per surname of ``_surname_choices(lang, n)``: its letter counts (columns by letter) and length."""
+    choices = _surname_choices(lang, n)
+    column: dict[str, int] = {}
+    for c in choices:
+        for ch in c:
+            column.setdefault(ch, len(column))
+    counts = np.zeros((len(choices), len(column)), dtype=np.int32)
+    for i, c in enumerate(choices):
+        for ch in c:
+            counts[i, column[ch]] += 1
+    return column, counts, np.array([len(c) for c in choices], dtype=np.int32)
+
+
+def _reachable_surnames(token: str, lang: str) -> list[str]:
+    """The surnames of ``_surname_choices`` (in their order) that ``token`` might reach ``_FUZZ_GLOBAL`` with.
+
+    ``fuzz.ratio`` is at most 200 * common / (n + m) where ``common`` is the number of letters the two
+    strings share (counted with repetition; the longest common subsequence is no longer). Surnames
+    whose bound is below the threshold by a whole point cannot match; the rest are scored as before.
+    """
+    choices = _surname_choices(lang, len(token))
+    if not choices:
+        return choices
+    column, counts, lengths = _surname_counts(lang, len(token))
+    mine: dict[int, int] = {}
+    for ch in token:
+        col = column.get(ch)
+        if col is not None:
+            mine[col] = mine.get(col, 0) + 1
+    if not mine:
+        return []
+    common = np.minimum(counts[:, list(mine)], np.array(list(mine.values()), dtype=np.int32)).sum(axis=1)
+    keep = (200 * common >= (_FUZZ_GLOBAL - 1) * (len(token) + lengths)).nonzero()[0]
+    return [choices[i] for i in keep.tolist()]
+
+
 def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]:
     if len(token) < _FUZZ_MIN_LEN or token in _stop_keys():
         return True, None
@@ -351,11 +469,23 @@ def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]
         if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
             return True, None
     if len(token) >= _FUZZ_MIN_LEN + 1:
-        best = process.extractOne(token, _surname_choices(index.lang, len(token)), scorer=fuzz.ratio,
-                                  score_cutoff=_FUZZ_GLOBAL)
+        # Surnames that cannot reach the threshold are left out: they never win extractOne.
+        reachable = _reachable_surnames(token, index.lang)
+        best = process.extractOne(token, reachable, scorer=fuzz.ratio,
+                                  score_cutoff=_FUZZ_GLOBAL) if reachable else None
         if best is not None and len(index.surnames[best[0]]) == 1:
             return False, next(iter(index.surnames[best[0]]))
     return False, None
+
+
+@lru_cache(maxsize=50_000)
+def _after_first_name(prev: str, token: str, lang: str) -> str | None:
+    """The person whose full name is ``prev`` (a first name) followed by a name like ``token``, if any."""
+    for full, eid in _index(lang).full_by_first.get(prev, ()):
+        # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
+        if fuzz.ratio(token, full[len(prev) + 1:]) >= _FUZZ_DOC and fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
+            return eid
+    return None
 
 
 def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
@@ -369,11 +499,9 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
     if rejected:
         return None
     if prev is not None and prev in given:
-        for full, eid in index.full_by_first.get(prev, ()):
-            # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
-            rest = full[len(prev) + 1:]
-            if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC and fuzz.ratio(token, rest) >= _FUZZ_DOC:
-                return eid
+        eid = _after_first_name(prev, token, index.lang)
+        if eid is not None:
+            return eid
     if doc_names:
         choices = doc_choices if doc_choices is not None else list(doc_names)
         best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
@@ -405,6 +533,7 @@ def _surname_keys(entity_id: str, lang: str, key_lang: str | None = None) -> tup
     return tuple(dict.fromkeys(t for t in out if len(t) >= _FUZZ_MIN_LEN and t not in given))
 
 
+@lru_cache(maxsize=8192)
 def _name_tokens(entity_id: str) -> tuple[str, ...]:
     """Surnames of a person named in the document that a misspelt token is compared against."""
     return _surname_keys(entity_id, "any", "fa")
@@ -425,6 +554,10 @@ _SPLIT_RE = re.compile(r"([^\W_]+)")
 
 def _tokens(w: str) -> tuple[list[str], list[int], list[int]]:
     """Tokens of ``_TOKEN_RE`` in ``w`` with their start and end offsets (C-level splitting)."""
+    if len(w) >= _VECTOR_MIN:
+        starts, ends = _runs(_char_classes()[_code_points(w)] >> 2)
+        sl, el = starts.tolist(), ends.tolist()
+        return list(map(w.__getitem__, map(slice, sl, el))), sl, el
     parts = _SPLIT_RE.split(w)  # gap, token, gap, token, ..., gap
     cum = list(accumulate(map(len, parts)))
     return parts[1::2], cum[0:-1:2], cum[1::2]
@@ -514,8 +647,7 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     cand: set[int] = set()
     in_per: set[int] = set()
     trig = _trigger_words()
-    if not trig.isdisjoint(words):
-        cand.update(i + 1 for i, x in enumerate(words) if x in trig)
+    cand.update(compress(range(1, len(words) + 1), map(trig.__contains__, words)))
     if ner_w:
         seen: set[int] = set()
         for a, b, t in ner_w:
