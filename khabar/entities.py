@@ -33,7 +33,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate, compress
 from typing import Any
 
 import ahocorasick
@@ -236,6 +235,10 @@ class _Doc:
         else:
             plain = m
         self.w = plain.lower()
+        # Per working-string character 1 if it is alphanumeric (str.isalnum), with a 0 after the end.
+        alnum = _char_classes()[_code_points(self.w)] >> 2
+        self.alnum = alnum
+        self.alnum_flags = alnum.tobytes() + b"\x00"
         self._gw = gw
         self._gd = gd
         self._ga = [a for a, _ in gaps]
@@ -330,6 +333,7 @@ def _boundaries(w: str, s: int, e: int, lang: str, etype_of: Callable[[str], boo
 def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
     n = len(w)
+    aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
     ents = gz.entities()
     keys = index.keys
     cands: list[tuple[int, int, str]] = []
@@ -339,18 +343,18 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
         s = e - len(key)
         # The rules of _boundaries, inlined: this runs for every automaton hit, most inside words.
         start = s
-        if s > 0 and w[s - 1].isalnum():
-            if not ar or (e < n and w[e].isalnum()):
+        if s > 0 and aln[s - 1]:
+            if not ar or aln[e]:
                 continue
             ts = s
-            while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
+            while ts > 0 and aln[ts - 1] and s - ts <= _MAX_PREFIX:
                 ts -= 1
-            if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
+            if (ts > 0 and aln[ts - 1]) or w[ts:s] not in _AR_PREFIXES:
                 continue
             if w[ts:s].endswith("ال"):
                 start = s - 2
             cands.append((start, e, key))
-        elif e < n and w[e].isalnum():
+        elif aln[e]:
             if ar:
                 continue
             names = keys[key]
@@ -549,18 +553,62 @@ def _trigger_words() -> frozenset[str]:
     return frozenset(out)
 
 
-_SPLIT_RE = re.compile(r"([^\W_]+)")
+def _tokens(doc: _Doc) -> tuple[list[int], list[int]]:
+    """Start and end offsets of the tokens of ``_TOKEN_RE`` in the working string (runs of alnum)."""
+    starts, ends = _runs(doc.alnum)
+    return starts.tolist(), ends.tolist()
 
 
-def _tokens(w: str) -> tuple[list[str], list[int], list[int]]:
-    """Tokens of ``_TOKEN_RE`` in ``w`` with their start and end offsets (C-level splitting)."""
-    if len(w) >= _VECTOR_MIN:
-        starts, ends = _runs(_char_classes()[_code_points(w)] >> 2)
-        sl, el = starts.tolist(), ends.tolist()
-        return list(map(w.__getitem__, map(slice, sl, el))), sl, el
-    parts = _SPLIT_RE.split(w)  # gap, token, gap, token, ..., gap
-    cum = list(accumulate(map(len, parts)))
-    return parts[1::2], cum[0:-1:2], cum[1::2]
+_HASH_MOD = 1 << 64
+_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_POWERS: list[np.ndarray] = []   # [base**k, base**-k] for k < some length, modulo 2**64, grown on demand
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 8192)
+        pw = np.full(size, _HASH_BASE, dtype=np.uint64)
+        pw[0] = 1
+        inv = np.full(size, pow(_HASH_BASE, -1, _HASH_MOD), dtype=np.uint64)
+        inv[0] = 1
+        _POWERS[:] = [np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64)]
+    return _POWERS[0], _POWERS[1]
+
+
+def _hash(word: str) -> int:
+    """Polynomial hash of a word's code points modulo 2**64 (what ``_token_hashes`` computes in bulk)."""
+    return sum(ord(c) * pow(_HASH_BASE, k, _HASH_MOD) for k, c in enumerate(word)) % _HASH_MOD
+
+
+def _token_hashes(w: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``_hash`` of every token ``w[starts[i]:ends[i]]``, without making the token strings."""
+    cp = _code_points(w).astype(np.uint64)
+    pw, inv = _powers(len(cp) + 1)
+    prefix = np.zeros(len(cp) + 1, dtype=np.uint64)
+    np.cumsum(cp * pw[: len(cp)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inv[starts]
+
+
+@lru_cache(maxsize=1)
+def _trigger_hashes() -> np.ndarray:
+    return np.unique(np.array([_hash(t) for t in _trigger_words()], dtype=np.uint64))
+
+
+def _after_triggers(doc: _Doc, starts: list[int], ends: list[int]) -> list[int]:
+    """Indices ``i + 1`` of the tokens ``i`` that are trigger words, in order.
+
+    Tokens are compared by hash first and only the few with a trigger's hash are cut out of the
+    string and looked up, so a long document's tokens are never all materialised.
+    """
+    if not starts:
+        return []
+    table = _trigger_hashes()
+    h = _token_hashes(doc.w, np.array(starts), np.array(ends))
+    pos = np.searchsorted(table, h).clip(max=len(table) - 1)
+    maybe = (table[pos] == h).nonzero()[0].tolist()
+    trig = _trigger_words()
+    w = doc.w
+    return [i + 1 for i in maybe if w[starts[i]:ends[i]] in trig]
 
 
 def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, int]] = (),
@@ -642,12 +690,11 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     mask = bytearray(len(doc.w) + 1)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
-    words, starts, ends = _tokens(doc.w)
+    starts, ends = _tokens(doc)
+    w = doc.w
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set()
+    cand: set[int] = set(_after_triggers(doc, starts, ends))
     in_per: set[int] = set()
-    trig = _trigger_words()
-    cand.update(compress(range(1, len(words) + 1), map(trig.__contains__, words)))
     if ner_w:
         seen: set[int] = set()
         for a, b, t in ner_w:
@@ -660,14 +707,15 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
                 if t == "PER":
                     in_per.add(i)
     cand |= in_per
-    nw = len(words)
+    nw = len(starts)
     for i in sorted(cand):
         if i >= nw:
             continue
-        tok, s, e = words[i], starts[i], ends[i]
-        prev = words[i - 1] if i else None
+        s, e = starts[i], ends[i]
+        tok = w[s:e]
+        prev = w[starts[i - 1]:ends[i - 1]] if i else None
         after_given = prev in given
-        after_title = prev in titles or (i > 1 and f"{words[i - 2]} {prev}" in titles)
+        after_title = prev in titles or (i > 1 and f"{w[starts[i - 2]:ends[i - 2]]} {prev}" in titles)
         if not (i in in_per or after_title or after_given) or mask[s] or mask[e - 1]:
             continue
         core = tok[1:] if lang == "ar" and tok[:1] in "وبلفك" and len(tok) > 5 else tok
