@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 import ahocorasick
@@ -100,6 +101,7 @@ def _strip_al(key: str) -> str:
     return key
 
 
+@lru_cache(maxsize=65536)
 def _key(name: str, lang: str) -> str:
     k = _GAP_RE.sub(" ", match_key(name)).strip().lower()
     return _strip_al(k) if lang == "ar" else k
@@ -269,7 +271,13 @@ class _Doc:
         return max(0, min(j - (self._gd[k - 1] if k else 0), n))
 
     def to_source(self, s: int, e: int) -> tuple[int, int]:
-        a, b = self.norm.to_source(self.idx(s), self.idx(e - 1) + 1, "match")
+        # Normalized.to_source(start, end, "match"), inlined: it runs for every mention.
+        norm = self.norm
+        n = len(norm.match)
+        start = min(max(self.idx(s), 0), n)
+        end = min(max(self.idx(e - 1) + 1, start), n)
+        a = norm.match_map[start]
+        b = a if end == start else max(max(norm.match_ends[start:end]), a)
         # Never start or end a mention on a space or quote mark.
         t = self.text
         while a < b and not t[a].isalnum():
@@ -395,19 +403,29 @@ def _romanise(key: str) -> str:
     return s or "x"
 
 
+@lru_cache(maxsize=65536)
 def new_entity_id(name: str, etype: str) -> str:
     """Stable id of an entity the gazetteer lacks: type prefix + romanised match form of its name."""
     return f"{etype.lower()}:x-{_romanise(_key(name, 'fa'))}"
 
 
 @lru_cache(maxsize=50_000)
-def _fuzzy_static(token: str, lang: str) -> tuple[bool, str | None]:
-    """The document-independent part of :func:`_fuzzy`: (rejected, id of a matching surname).
+def _fuzzy_rejected(token: str, lang: str) -> bool:
+    """Whether a token is never a misspelt name (too short, stop-listed, a known name with an ending).
 
-    Both depend on the token alone, and the surname search scans the whole surname list, so the
-    answer is cached per language.
+    Depends on the token alone, so it is cached per language.
     """
-    return _fuzzy_static_uncached(token, _index(lang))
+    return _fuzzy_rejected_uncached(token, _index(lang))
+
+
+@lru_cache(maxsize=50_000)
+def _fuzzy_global(token: str, lang: str) -> str | None:
+    """Id of the one person whose gazetteer surname a (not rejected) token matches, or None.
+
+    The search scans the whole surname list, so it runs only when a caller needs the answer and is
+    cached per language.
+    """
+    return _fuzzy_global_uncached(token, _index(lang))
 
 
 @lru_cache(maxsize=512)
@@ -424,17 +442,21 @@ def _surname_choices(lang: str, n: int) -> list[str]:
 
 @lru_cache(maxsize=512)
 def _surname_counts(lang: str, n: int) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """Per surname of ``_surname_choices(lang, n)``: its letter counts (columns by letter) and length."""
+    """For ``_surname_choices(lang, n)``: a row per letter of how often each surname has it, and per
+    surname the fewest letters a token of length n must share with it to score ``_FUZZ_GLOBAL - 1``."""
     choices = _surname_choices(lang, n)
-    column: dict[str, int] = {}
+    row: dict[str, int] = {}
     for c in choices:
         for ch in c:
-            column.setdefault(ch, len(column))
-    counts = np.zeros((len(choices), len(column)), dtype=np.int32)
+            row.setdefault(ch, len(row))
+    counts = np.zeros((len(row), len(choices)), dtype=np.int32)
     for i, c in enumerate(choices):
         for ch in c:
-            counts[i, column[ch]] += 1
-    return column, counts, np.array([len(c) for c in choices], dtype=np.int32)
+            counts[row[ch], i] += 1
+    # 200 * common >= (_FUZZ_GLOBAL - 1) * (n + m), solved for the integer common (rounded up).
+    margin = int(_FUZZ_GLOBAL) - 1
+    need = [-(-margin * (n + len(c)) // 200) for c in choices]
+    return row, counts, np.array(need, dtype=np.int32)
 
 
 def _reachable_surnames(token: str, lang: str) -> list[str]:
@@ -447,39 +469,44 @@ def _reachable_surnames(token: str, lang: str) -> list[str]:
     choices = _surname_choices(lang, len(token))
     if not choices:
         return choices
-    column, counts, lengths = _surname_counts(lang, len(token))
+    row, counts, need = _surname_counts(lang, len(token))
     mine: dict[int, int] = {}
     for ch in token:
-        col = column.get(ch)
-        if col is not None:
-            mine[col] = mine.get(col, 0) + 1
+        r = row.get(ch)
+        if r is not None:
+            mine[r] = mine.get(r, 0) + 1
     if not mine:
         return []
-    common = np.minimum(counts[:, list(mine)], np.array(list(mine.values()), dtype=np.int32)).sum(axis=1)
-    keep = (200 * common >= (_FUZZ_GLOBAL - 1) * (len(token) + lengths)).nonzero()[0]
+    shared = counts[list(mine)]
+    np.minimum(shared, np.array(list(mine.values()), dtype=np.int32)[:, None], out=shared)
+    keep = (shared.sum(axis=0) >= need).nonzero()[0]
     return [choices[i] for i in keep.tolist()]
 
 
-def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]:
+def _fuzzy_rejected_uncached(token: str, index: _Index) -> bool:
     if len(token) < _FUZZ_MIN_LEN or token in _stop_keys():
-        return True, None
+        return True
     # A known name with an adjective or plural ending (ایرانی, الإيرانية) is not a misspelt name.
     bare = _strip_al(token)
     if bare in index.keys:
-        return True, None
+        return True
     ents = gz.entities()
     for suf in _ENDINGS:
         stem = bare[: -len(suf)]
         if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
-            return True, None
+            return True
+    return False
+
+
+def _fuzzy_global_uncached(token: str, index: _Index) -> str | None:
     if len(token) >= _FUZZ_MIN_LEN + 1:
         # Surnames that cannot reach the threshold are left out: they never win extractOne.
         reachable = _reachable_surnames(token, index.lang)
         best = process.extractOne(token, reachable, scorer=fuzz.ratio,
                                   score_cutoff=_FUZZ_GLOBAL) if reachable else None
         if best is not None and len(index.surnames[best[0]]) == 1:
-            return False, next(iter(index.surnames[best[0]]))
-    return False, None
+            return next(iter(index.surnames[best[0]]))
+    return None
 
 
 @lru_cache(maxsize=50_000)
@@ -499,8 +526,7 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
     ``doc_choices`` is ``list(doc_names)`` when the caller already has it. ``allow_global`` lets a
     token match a surname of a person the document does not name otherwise.
     """
-    rejected, global_id = _fuzzy_static(token, index.lang)
-    if rejected:
+    if _fuzzy_rejected(token, index.lang):
         return None
     if prev is not None and prev in given:
         eid = _after_first_name(prev, token, index.lang)
@@ -511,7 +537,7 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
         best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
         if best is not None:
             return doc_names[best[0]]
-    return global_id if allow_global else None
+    return _fuzzy_global(token, index.lang) if allow_global else None
 
 
 @lru_cache(maxsize=8192)
@@ -772,9 +798,16 @@ def _assemble(doc: _Doc, hits: list[_Hit], exclude: Sequence[tuple[int, int]], l
     ents = gz.entities()
     by_id: dict[str, dict] = {}
     order: list[str] = []
+    # "Does a span of exclude contain s": spans by start, with the furthest end among the first k.
+    spans = sorted(exclude)
+    ex_starts = [a for a, _ in spans]
+    ex_reach = list(accumulate((b for _, b in spans), max))
     for h in sorted(hits, key=lambda h: h.start):
         s, e = doc.to_source(h.start, h.end)
-        if e <= s or any(a <= s < b for a, b in exclude):
+        if e <= s:
+            continue
+        k = bisect.bisect_right(ex_starts, s)
+        if k and ex_reach[k - 1] > s:
             continue
         eid = h.entity_id
         assert eid is not None
