@@ -238,7 +238,8 @@ class _Doc:
             plain = m
         self.w = plain.lower()
         # Per working-string character 1 if it is alphanumeric (str.isalnum), with a 0 after the end.
-        alnum = _char_classes()[_code_points(self.w)] >> 2
+        self.code_points = _code_points(self.w)
+        alnum = _char_classes()[self.code_points] >> 2
         self.alnum = alnum
         self.alnum_flags = alnum.tobytes() + b"\x00"
         self._gw = gw
@@ -296,7 +297,7 @@ class _Doc:
         return s, max(e, s)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hit:
     start: int      # in the working string, the name itself (article kept when it was a clitic)
     end: int
@@ -579,10 +580,9 @@ def _trigger_words() -> frozenset[str]:
     return frozenset(out)
 
 
-def _tokens(doc: _Doc) -> tuple[list[int], list[int]]:
+def _tokens(doc: _Doc) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets of the tokens of ``_TOKEN_RE`` in the working string (runs of alnum)."""
-    starts, ends = _runs(doc.alnum)
-    return starts.tolist(), ends.tolist()
+    return _runs(doc.alnum)
 
 
 _HASH_MOD = 1 << 64
@@ -606,9 +606,10 @@ def _hash(word: str) -> int:
     return sum(ord(c) * pow(_HASH_BASE, k, _HASH_MOD) for k, c in enumerate(word)) % _HASH_MOD
 
 
-def _token_hashes(w: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """``_hash`` of every token ``w[starts[i]:ends[i]]``, without making the token strings."""
-    cp = _code_points(w).astype(np.uint64)
+def _token_hashes(code_points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``_hash`` of every token ``w[starts[i]:ends[i]]`` of a string's code points, without making the
+    token strings."""
+    cp = code_points.astype(np.uint64)
     pw, inv = _powers(len(cp) + 1)
     prefix = np.zeros(len(cp) + 1, dtype=np.uint64)
     np.cumsum(cp * pw[: len(cp)], out=prefix[1:])
@@ -620,17 +621,18 @@ def _trigger_hashes() -> np.ndarray:
     return np.unique(np.array([_hash(t) for t in _trigger_words()], dtype=np.uint64))
 
 
-def _after_triggers(doc: _Doc, starts: list[int], ends: list[int]) -> list[int]:
+def _after_triggers(doc: _Doc, starts: np.ndarray, ends: np.ndarray) -> list[int]:
     """Indices ``i + 1`` of the tokens ``i`` that are trigger words, in order.
 
     Tokens are compared by hash first and only the few with a trigger's hash are cut out of the
     string and looked up, so a long document's tokens are never all materialised.
     """
-    if not starts:
+    if not len(starts):
         return []
     table = _trigger_hashes()
-    h = _token_hashes(doc.w, np.array(starts), np.array(ends))
-    pos = np.searchsorted(table, h).clip(max=len(table) - 1)
+    h = _token_hashes(doc.code_points, starts, ends)
+    pos = np.searchsorted(table, h)
+    pos[pos == len(table)] = 0
     maybe = (table[pos] == h).nonzero()[0].tolist()
     trig = _trigger_words()
     w = doc.w
@@ -716,10 +718,11 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     mask = bytearray(len(doc.w) + 1)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
-    starts, ends = _tokens(doc)
+    token_starts, token_ends = _tokens(doc)
     w = doc.w
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set(_after_triggers(doc, starts, ends))
+    cand: set[int] = set(_after_triggers(doc, token_starts, token_ends))
+    starts, ends = token_starts.tolist(), token_ends.tolist()
     in_per: set[int] = set()
     if ner_w:
         seen: set[int] = set()
