@@ -242,6 +242,10 @@ class _Doc:
         alnum = _char_classes()[self.code_points] >> 2
         self.alnum = alnum
         self.alnum_flags = alnum.tobytes() + b"\x00"
+        # Tokens (runs of alnum characters, as _TOKEN_RE finds them): offsets as arrays and lists.
+        self.token_starts, self.token_ends = _runs(alnum)
+        self.starts: list[int] = self.token_starts.tolist()
+        self.ends: list[int] = self.token_ends.tolist()
         self._gw = gw
         self._gd = gd
         self._ga = [a for a, _ in gaps]
@@ -343,6 +347,7 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
     n = len(w)
     aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
+    starts = doc.starts
     ents = gz.entities()
     keys = index.keys
     cands: list[tuple[int, int, str]] = []
@@ -355,10 +360,10 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
         if s > 0 and aln[s - 1]:
             if not ar or aln[e]:
                 continue
-            ts = s
-            while ts > 0 and aln[ts - 1] and s - ts <= _MAX_PREFIX:
-                ts -= 1
-            if (ts > 0 and aln[ts - 1]) or w[ts:s] not in _AR_PREFIXES:
+            # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
+            # as _boundaries does (at most _MAX_PREFIX + 1 letters back).
+            ts = starts[bisect.bisect_right(starts, s - 1) - 1]
+            if s - ts > _MAX_PREFIX + 1 or w[ts:s] not in _AR_PREFIXES:
                 continue
             if w[ts:s].endswith("ال"):
                 start = s - 2
@@ -580,11 +585,6 @@ def _trigger_words() -> frozenset[str]:
     return frozenset(out)
 
 
-def _tokens(doc: _Doc) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end offsets of the tokens of ``_TOKEN_RE`` in the working string (runs of alnum)."""
-    return _runs(doc.alnum)
-
-
 _HASH_MOD = 1 << 64
 _HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _POWERS: list[np.ndarray] = []   # [base**k, base**-k] for k < some length, modulo 2**64, grown on demand
@@ -718,11 +718,10 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     mask = bytearray(len(doc.w) + 1)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
-    token_starts, token_ends = _tokens(doc)
     w = doc.w
+    starts, ends = doc.starts, doc.ends
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set(_after_triggers(doc, token_starts, token_ends))
-    starts, ends = token_starts.tolist(), token_ends.tolist()
+    cand: set[int] = set(_after_triggers(doc, doc.token_starts, doc.token_ends))
     in_per: set[int] = set()
     if ner_w:
         seen: set[int] = set()
