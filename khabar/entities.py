@@ -58,6 +58,7 @@ _TOKEN_RE = re.compile(r"[^\W_]+")
 _GAP_ALONE_CLASS = r"[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]"
 _GAP_FIX_RE = re.compile(_GAP_CLASS + "{2,}|" + _GAP_ALONE_CLASS)
 _MAX_PREFIX = 4
+_MAX_SUFFIX = 4
 _FUZZ_DOC = 85.0       # against names already in the document
 _FUZZ_GLOBAL = 90.0    # against every gazetteer surname
 _FUZZ_MIN_LEN = 4
@@ -313,41 +314,11 @@ class _Hit:
     surface: str | None = None
 
 
-def _boundaries(w: str, s: int, e: int, lang: str, etype_of: Callable[[str], bool]) -> tuple[bool, int]:
-    """Check the token boundaries of a hit ``w[s:e]``; return (ok, start including a kept article)."""
-    start = s
-    if s > 0 and w[s - 1].isalnum():
-        if lang != "ar":
-            return False, s
-        ts = s
-        while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
-            ts -= 1
-        if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
-            return False, s
-        if w[ts:s].endswith("ال"):
-            start = s - 2
-    if e < len(w) and w[e].isalnum():
-        if lang == "ar":
-            return False, start
-        te = e
-        while te < len(w) and w[te].isalnum() and te - e <= 4:
-            te += 1
-        if te < len(w) and w[te].isalnum():
-            return False, start
-        suf = w[e:te]
-        if suf in _FA_SUFFIXES_ANY:
-            return True, start
-        if suf in _FA_SUFFIXES_NOT_LOC and etype_of("not-loc"):
-            return True, start
-        return False, start
-    return True, start
-
-
 def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
     n = len(w)
     aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
-    starts = doc.starts
+    starts, ends = doc.starts, doc.ends
     ents = gz.entities()
     keys = index.keys
     cands: list[tuple[int, int, str]] = []
@@ -355,13 +326,13 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     for end, key in index.automaton.iter(w):
         e = end + 1
         s = e - len(key)
-        # The rules of _boundaries, inlined: this runs for every automaton hit, most inside words.
+        # Token boundaries: this runs for every automaton hit, most inside words.
         start = s
         if s > 0 and aln[s - 1]:
             if not ar or aln[e]:
                 continue
             # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
-            # as _boundaries does (at most _MAX_PREFIX + 1 letters back).
+            # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
             ts = starts[bisect.bisect_right(starts, s - 1) - 1]
             if s - ts > _MAX_PREFIX + 1 or w[ts:s] not in _AR_PREFIXES:
                 continue
@@ -371,14 +342,15 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
         elif aln[e]:
             if ar:
                 continue
-            names = keys[key]
-
-            def not_loc(_: str, names: list[_Name] = names) -> bool:
-                return any(ents[n.entity_id].type != "LOC" for n in names)
-
-            ok, start = _boundaries(w, s, e, lang, not_loc)
-            if ok:
-                cands.append((start, e, key))
+            # A Persian suffix after the hit is the rest of its token, looked at up to _MAX_SUFFIX + 1
+            # letters ahead (as a walk along the letters would); ی/ای do not follow a place.
+            te = ends[bisect.bisect_right(starts, e) - 1]
+            if te - e > _MAX_SUFFIX + 1:
+                continue
+            suf = w[e:te]
+            if suf in _FA_SUFFIXES_ANY or (
+                    suf in _FA_SUFFIXES_NOT_LOC and any(ents[x.entity_id].type != "LOC" for x in keys[key])):
+                cands.append((s, e, key))
         else:
             cands.append((s, e, key))
     cands.sort(key=lambda h: (h[0] - h[1], h[0]))

@@ -84,3 +84,54 @@ def test_surname_prefilter_on_misspelt_surnames() -> None:
                 best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=E._FUZZ_GLOBAL)
                 if best is not None:
                     assert best[0] in E._reachable_surnames(token, lang)
+
+
+def _plain_hits(w: str, lang: str, index: E._Index) -> list[tuple[int, int, str]]:
+    """Boundary rules of the gazetteer scan, walking the letters one by one (longest hit first)."""
+    ents = E.gz.entities()
+    cands = []
+    for end, key in index.automaton.iter(w):
+        e = end + 1
+        s = start = e - len(key)
+        left = s > 0 and w[s - 1].isalnum()
+        right = e < len(w) and w[e].isalnum()
+        if left:
+            ts = s
+            while ts > 0 and w[ts - 1].isalnum() and s - ts <= E._MAX_PREFIX:
+                ts -= 1
+            if lang != "ar" or right or (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in E._AR_PREFIXES:
+                continue
+            start = s - 2 if w[ts:s].endswith("ال") else s
+        elif right:
+            te = e
+            while te < len(w) and w[te].isalnum() and te - e <= E._MAX_SUFFIX:
+                te += 1
+            suf = w[e:te]
+            not_loc = any(ents[x.entity_id].type != "LOC" for x in index.keys[key])
+            if lang == "ar" or (te < len(w) and w[te].isalnum()) or not (
+                    suf in E._FA_SUFFIXES_ANY or (suf in E._FA_SUFFIXES_NOT_LOC and not_loc)):
+                continue
+        cands.append((start, e, key))
+    cands.sort(key=lambda h: (h[0] - h[1], h[0]))
+    taken: set[int] = set()
+    out = []
+    for start, e, key in cands:
+        if taken.isdisjoint(range(start, e)):
+            taken.update(range(start, e))
+            out.append((start, e, key))
+    return sorted(out)
+
+
+_NAMES = st.lists(st.sampled_from(["ايران", "طهران", "وبطهران", "للسعودية", "ایرانی", "ایرانها", "تهرانی",
+                                   "روسیه", "الروسية", "بوتين", "فلاديمير بوتين", "سليماني", "قاسم",
+                                   "ابوظبي", "x", "ال", "و", "«", "\n"]),
+                  min_size=1, max_size=60).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_NAMES, _TEXT), st.sampled_from(["ar", "fa", "any"]))
+def test_gazetteer_boundaries(text: str, lang: str) -> None:
+    doc = E._Doc(text, normalize(text))
+    index = E._index(lang)
+    got = [(h.start, h.end, h.key) for h in E._gazetteer_hits(doc, lang, index)]
+    assert sorted(got) == _plain_hits(doc.w, lang, index)
