@@ -238,8 +238,9 @@ class _Doc:
         else:
             plain = m
         self.w = plain.lower()
-        # Per working-string character 1 if it is alphanumeric (str.isalnum), with a 0 after the end.
         self.code_points = _code_points(self.w)
+        # Per working-string character 1 if it is alphanumeric (str.isalnum), as an array and as bytes
+        # with a 0 after the end (indexing bytes gives ints: no one-character strings per test).
         alnum = _char_classes()[self.code_points] >> 2
         self.alnum = alnum
         self.alnum_flags = alnum.tobytes() + b"\x00"
@@ -268,9 +269,10 @@ class _Doc:
 
     def _first_at_or_after(self, j: int) -> int:
         """The first working-string position whose match-form index is at least ``j`` (or ``len(w)``)."""
-        n = len(self.w) if self._list is None else len(self._list)
         if self._list is not None:
             return bisect.bisect_left(self._list, j)
+        n = len(self.w)
+        # Inside a rewritten gap (after its first character): the position right after the gap's space.
         k = bisect.bisect_left(self._ga, j)
         if k and j <= self._gb[k - 1]:
             return min(self._gw[k - 1] + 1, n)
