@@ -37,6 +37,7 @@ from itertools import accumulate
 from typing import Any
 
 import ahocorasick
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from khabar import gazetteer as gz
@@ -49,11 +50,15 @@ _AR_PREFIXES = frozenset({
 _FA_SUFFIXES_ANY = frozenset({"ها", "هاي", "هايي", "را"})
 _FA_SUFFIXES_NOT_LOC = frozenset({"ي", "اي", "يي"})
 # Quote marks and other punctuation between the words of a name ("وكالة “فارس”") are skipped.
-_GAP_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]+")
+_GAP_CLASS = r"[\s\"'«»“”„‘’‹›()\[\]ـ]"
+_GAP_RE = re.compile(_GAP_CLASS + "+")
 _TOKEN_RE = re.compile(r"[^\W_]+")
-# Only gaps that are not already one plain space need rewriting (far fewer matches than _GAP_RE).
-_GAP_FIX_RE = re.compile(r"[\s\"'«»“”„‘’‹›()\[\]ـ]{2,}|[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]")
+# Only gaps that are not already one plain space need rewriting (far fewer matches than _GAP_RE): runs
+# of two or more gap characters, and single gap characters that are not a space.
+_GAP_ALONE_CLASS = r"[\n\t\r\"'«»“”„‘’‹›()\[\]ـ]"
+_GAP_FIX_RE = re.compile(_GAP_CLASS + "{2,}|" + _GAP_ALONE_CLASS)
 _MAX_PREFIX = 4
+_MAX_SUFFIX = 4
 _FUZZ_DOC = 85.0       # against names already in the document
 _FUZZ_GLOBAL = 90.0    # against every gazetteer surname
 _FUZZ_MIN_LEN = 4
@@ -62,6 +67,9 @@ _MINISTER = frozenset({"وزير", "وزيره", "وزراء"})
 _NISBA = ("ي", "يه", "يون", "يين")
 _ENDINGS = ("ي", "يه", "يون", "يين", "ين", "اي", "ها", "هاي", "ان")
 _NER_MIN_CONF = 0.8
+_UNICODE_SIZE = 0x110000
+# Below this many characters a regex pass costs less than numpy's per-call overhead.
+_VECTOR_MIN = 200
 _ROMAN = str.maketrans({
     "ا": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d", "ذ": "dh", "ر": "r",
     "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d", "ط": "t", "ظ": "z", "ع": "", "غ": "gh", "ف": "f",
@@ -94,6 +102,7 @@ def _strip_al(key: str) -> str:
     return key
 
 
+@lru_cache(maxsize=65536)
 def _key(name: str, lang: str) -> str:
     k = _GAP_RE.sub(" ", match_key(name)).strip().lower()
     return _strip_al(k) if lang == "ar" else k
@@ -161,6 +170,45 @@ def _ner() -> Callable[[str, str], list[tuple[int, int, str, float]]] | None:
     return getattr(mod, "tag_spans", None)
 
 
+@lru_cache(maxsize=1)
+def _char_classes() -> np.ndarray:
+    """Per code point: bit 1 a gap character (``_GAP_CLASS``), bit 2 one rewritten even alone
+    (``_GAP_ALONE_CLASS``), bit 4 a token character (``_TOKEN_RE``); derived from the regexes themselves."""
+    every = "".join(map(chr, range(_UNICODE_SIZE)))
+    out = np.zeros(_UNICODE_SIZE, dtype=np.uint8)
+    for pattern, bit in ((_GAP_CLASS, 1), (_GAP_ALONE_CLASS, 2), (r"[^\W_]", 4)):
+        pos = [m.start() for m in re.finditer(pattern, every)]
+        out[pos] |= bit
+    return out
+
+
+def _code_points(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end indices of the runs of nonzero values in an array of 0/1 bytes."""
+    padded = np.zeros(len(flags) + 2, dtype=np.int8)
+    padded[1:-1] = flags
+    d = padded[1:] - padded[:-1]
+    return (d == 1).nonzero()[0], (d == -1).nonzero()[0]
+
+
+def _fixed_gaps(m: str) -> list[tuple[int, int]]:
+    """``[g.span() for g in _GAP_FIX_RE.finditer(m)]``, from per-character classes in C.
+
+    Every match of ``_GAP_FIX_RE`` is a whole maximal run of gap characters (the first alternative is
+    greedy and tried first at the start of every run), so the matches are the runs of two or more and
+    the single characters of ``_GAP_ALONE_CLASS``.
+    """
+    if len(m) < _VECTOR_MIN:
+        return [g.span() for g in _GAP_FIX_RE.finditer(m)]
+    cls = _char_classes()[_code_points(m)]
+    starts, ends = _runs(cls & 1)
+    keep = (ends - starts >= 2) | ((cls[starts] & 2) != 0)
+    return list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+
+
 class _Doc:
     """The working string: match form with punctuation gaps collapsed, and its map to the source."""
 
@@ -168,26 +216,76 @@ class _Doc:
         self.text = text
         self.norm = norm
         m = norm.match
-        # Index in the match form of each working-string character: identity between the rewritten
-        # gaps, each rewritten gap becoming one space at the gap's start.
-        gaps = [g.span() for g in _GAP_FIX_RE.finditer(m)]
-        idx: list[int] | range
+        # Each rewritten gap of the match form becomes one space at the gap's start; the characters
+        # between gaps keep their order. The map from working string to match form is kept as, per
+        # rewritten gap, its position in the working string (_gw), where it starts and ends in the
+        # match form (_ga, _gb) and how far the characters after it are shifted (_gd).
+        gaps = _fixed_gaps(m)
+        gw: list[int] = []
+        gd: list[int] = []
         if gaps:
-            self.w = _GAP_FIX_RE.sub(" ", m).lower()
-            idx = []
+            pieces: list[str] = []
             pos = 0
+            shift = 0
             for a, b in gaps:
-                idx.extend(range(pos, a))
-                idx.append(a)
+                pieces.append(m[pos:a])
+                gw.append(a - shift)
+                shift += b - a - 1
+                gd.append(shift)
                 pos = b
-            idx.extend(range(pos, len(m)))
+            pieces.append(m[pos:])
+            plain = " ".join(pieces)
         else:
-            self.w = m.lower()
-            idx = range(len(m))
-        self.idx = idx
+            plain = m
+        self.w = plain.lower()
+        self.code_points = _code_points(self.w)
+        # Per working-string character 1 if it is alphanumeric (str.isalnum), as an array and as bytes
+        # with a 0 after the end (indexing bytes gives ints: no one-character strings per test).
+        alnum = _char_classes()[self.code_points] >> 2
+        self.alnum = alnum
+        self.alnum_flags = alnum.tobytes() + b"\x00"
+        # Tokens (runs of alnum characters, as _TOKEN_RE finds them): offsets as arrays and lists.
+        self.token_starts, self.token_ends = _runs(alnum)
+        self.starts: list[int] = self.token_starts.tolist()
+        self.ends: list[int] = self.token_ends.tolist()
+        self._gw = gw
+        self._gd = gd
+        self._ga = [a for a, _ in gaps]
+        self._gb = [b for _, b in gaps]
+        # Lower-casing can change the length of a string (U+0130): then the positions of the working
+        # string and of the map disagree, and only the map as a list answers exactly as before.
+        self._list: list[int] | None = None
+        if len(self.w) != len(plain):
+            self._list = [self._at(i) for i in range(len(plain))]
+
+    def _at(self, i: int) -> int:
+        """Index in the match form of working-string position ``i``."""
+        k = bisect.bisect_left(self._gw, i)
+        return i + self._gd[k - 1] if k else i
+
+    def idx(self, i: int) -> int:
+        """Index in the match form of working-string position ``i`` (``0 <= i < len(w)``)."""
+        return self._list[i] if self._list is not None else self._at(i)
+
+    def _first_at_or_after(self, j: int) -> int:
+        """The first working-string position whose match-form index is at least ``j`` (or ``len(w)``)."""
+        if self._list is not None:
+            return bisect.bisect_left(self._list, j)
+        n = len(self.w)
+        # Inside a rewritten gap (after its first character): the position right after the gap's space.
+        k = bisect.bisect_left(self._ga, j)
+        if k and j <= self._gb[k - 1]:
+            return min(self._gw[k - 1] + 1, n)
+        return max(0, min(j - (self._gd[k - 1] if k else 0), n))
 
     def to_source(self, s: int, e: int) -> tuple[int, int]:
-        a, b = self.norm.to_source(self.idx[s], self.idx[e - 1] + 1, "match")
+        # Normalized.to_source(start, end, "match"), inlined: it runs for every mention.
+        norm = self.norm
+        n = len(norm.match)
+        start = min(max(self.idx(s), 0), n)
+        end = min(max(self.idx(e - 1) + 1, start), n)
+        a = norm.match_map[start]
+        b = a if end == start else max(max(norm.match_ends[start:end]), a)
         # Never start or end a mention on a space or quote mark.
         t = self.text
         while a < b and not t[a].isalnum():
@@ -197,15 +295,16 @@ class _Doc:
         return a, b
 
     def from_source(self, a: int, b: int) -> tuple[int, int]:
-        # The source start of working-string positions never decreases: bisect through the map
-        # instead of materialising it for every document.
-        src = self.norm.match_map.__getitem__
-        s = bisect.bisect_left(self.idx, a, key=src)
-        e = bisect.bisect_left(self.idx, b, key=src)
+        # The source start of match-form positions never decreases, and the working string keeps their
+        # order: the first position at or after a source offset is found by bisecting the map itself.
+        starts = self.norm.match_map
+        n = len(self.norm.match)
+        s = self._first_at_or_after(bisect.bisect_left(starts, a, 0, n))
+        e = self._first_at_or_after(bisect.bisect_left(starts, b, 0, n))
         return s, max(e, s)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hit:
     start: int      # in the working string, the name itself (article kept when it was a clitic)
     end: int
@@ -217,39 +316,11 @@ class _Hit:
     surface: str | None = None
 
 
-def _boundaries(w: str, s: int, e: int, lang: str, etype_of: Callable[[str], bool]) -> tuple[bool, int]:
-    """Check the token boundaries of a hit ``w[s:e]``; return (ok, start including a kept article)."""
-    start = s
-    if s > 0 and w[s - 1].isalnum():
-        if lang != "ar":
-            return False, s
-        ts = s
-        while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
-            ts -= 1
-        if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
-            return False, s
-        if w[ts:s].endswith("ال"):
-            start = s - 2
-    if e < len(w) and w[e].isalnum():
-        if lang == "ar":
-            return False, start
-        te = e
-        while te < len(w) and w[te].isalnum() and te - e <= 4:
-            te += 1
-        if te < len(w) and w[te].isalnum():
-            return False, start
-        suf = w[e:te]
-        if suf in _FA_SUFFIXES_ANY:
-            return True, start
-        if suf in _FA_SUFFIXES_NOT_LOC and etype_of("not-loc"):
-            return True, start
-        return False, start
-    return True, start
-
-
 def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
     n = len(w)
+    aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
+    starts, ends = doc.starts, doc.ends
     ents = gz.entities()
     keys = index.keys
     cands: list[tuple[int, int, str]] = []
@@ -257,30 +328,31 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     for end, key in index.automaton.iter(w):
         e = end + 1
         s = e - len(key)
-        # The rules of _boundaries, inlined: this runs for every automaton hit, most inside words.
+        # Token boundaries: this runs for every automaton hit, most inside words.
         start = s
-        if s > 0 and w[s - 1].isalnum():
-            if not ar or (e < n and w[e].isalnum()):
+        if s > 0 and aln[s - 1]:
+            if not ar or aln[e]:
                 continue
-            ts = s
-            while ts > 0 and w[ts - 1].isalnum() and s - ts <= _MAX_PREFIX:
-                ts -= 1
-            if (ts > 0 and w[ts - 1].isalnum()) or w[ts:s] not in _AR_PREFIXES:
+            # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
+            # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
+            ts = starts[bisect.bisect_right(starts, s - 1) - 1]
+            if s - ts > _MAX_PREFIX + 1 or w[ts:s] not in _AR_PREFIXES:
                 continue
             if w[ts:s].endswith("ال"):
                 start = s - 2
             cands.append((start, e, key))
-        elif e < n and w[e].isalnum():
+        elif aln[e]:
             if ar:
                 continue
-            names = keys[key]
-
-            def not_loc(_: str, names: list[_Name] = names) -> bool:
-                return any(ents[n.entity_id].type != "LOC" for n in names)
-
-            ok, start = _boundaries(w, s, e, lang, not_loc)
-            if ok:
-                cands.append((start, e, key))
+            # A Persian suffix after the hit is the rest of its token, looked at up to _MAX_SUFFIX + 1
+            # letters ahead (as a walk along the letters would); ی/ای do not follow a place.
+            te = ends[bisect.bisect_right(starts, e) - 1]
+            if te - e > _MAX_SUFFIX + 1:
+                continue
+            suf = w[e:te]
+            if suf in _FA_SUFFIXES_ANY or (
+                    suf in _FA_SUFFIXES_NOT_LOC and any(ents[x.entity_id].type != "LOC" for x in keys[key])):
+                cands.append((s, e, key))
         else:
             cands.append((s, e, key))
     cands.sort(key=lambda h: (h[0] - h[1], h[0]))
@@ -311,19 +383,29 @@ def _romanise(key: str) -> str:
     return s or "x"
 
 
+@lru_cache(maxsize=65536)
 def new_entity_id(name: str, etype: str) -> str:
     """Stable id of an entity the gazetteer lacks: type prefix + romanised match form of its name."""
     return f"{etype.lower()}:x-{_romanise(_key(name, 'fa'))}"
 
 
 @lru_cache(maxsize=50_000)
-def _fuzzy_static(token: str, lang: str) -> tuple[bool, str | None]:
-    """The document-independent part of :func:`_fuzzy`: (rejected, id of a matching surname).
+def _fuzzy_rejected(token: str, lang: str) -> bool:
+    """Whether a token is never a misspelt name (too short, stop-listed, a known name with an ending).
 
-    Both depend on the token alone, and the surname search scans the whole surname list, so the
-    answer is cached per language.
+    Depends on the token alone, so it is cached per language.
     """
-    return _fuzzy_static_uncached(token, _index(lang))
+    return _fuzzy_rejected_uncached(token, _index(lang))
+
+
+@lru_cache(maxsize=50_000)
+def _fuzzy_global(token: str, lang: str) -> str | None:
+    """Id of the one person whose gazetteer surname a (not rejected) token matches, or None.
+
+    The search scans the whole surname list, so it runs only when a caller needs the answer and is
+    cached per language.
+    """
+    return _fuzzy_global_uncached(token, _index(lang))
 
 
 @lru_cache(maxsize=512)
@@ -338,24 +420,83 @@ def _surname_choices(lang: str, n: int) -> list[str]:
             if abs(len(c) - n) <= slack + (1 - _FUZZ_GLOBAL / 100) * len(c) + 1]
 
 
-def _fuzzy_static_uncached(token: str, index: _Index) -> tuple[bool, str | None]:
+@lru_cache(maxsize=512)
+def _surname_counts(lang: str, n: int) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """For ``_surname_choices(lang, n)``: a row per letter of how often each surname has it, and per
+    surname the fewest letters a token of length n must share with it to score ``_FUZZ_GLOBAL - 1``."""
+    choices = _surname_choices(lang, n)
+    row: dict[str, int] = {}
+    for c in choices:
+        for ch in c:
+            row.setdefault(ch, len(row))
+    counts = np.zeros((len(row), len(choices)), dtype=np.int32)
+    for i, c in enumerate(choices):
+        for ch in c:
+            counts[row[ch], i] += 1
+    # 200 * common >= (_FUZZ_GLOBAL - 1) * (n + m), solved for the integer common (rounded up).
+    margin = int(_FUZZ_GLOBAL) - 1
+    need = [-(-margin * (n + len(c)) // 200) for c in choices]
+    return row, counts, np.array(need, dtype=np.int32)
+
+
+def _reachable_surnames(token: str, lang: str) -> list[str]:
+    """The surnames of ``_surname_choices`` (in their order) that ``token`` might reach ``_FUZZ_GLOBAL`` with.
+
+    ``fuzz.ratio`` is at most 200 * common / (n + m) where ``common`` is the number of letters the two
+    strings share (counted with repetition; the longest common subsequence is no longer). Surnames
+    whose bound is below the threshold by a whole point cannot match; the rest are scored as before.
+    """
+    choices = _surname_choices(lang, len(token))
+    if not choices:
+        return choices
+    row, counts, need = _surname_counts(lang, len(token))
+    mine: dict[int, int] = {}
+    for ch in token:
+        r = row.get(ch)
+        if r is not None:
+            mine[r] = mine.get(r, 0) + 1
+    if not mine:
+        return []
+    shared = counts[list(mine)]
+    np.minimum(shared, np.array(list(mine.values()), dtype=np.int32)[:, None], out=shared)
+    keep = (shared.sum(axis=0) >= need).nonzero()[0]
+    return [choices[i] for i in keep.tolist()]
+
+
+def _fuzzy_rejected_uncached(token: str, index: _Index) -> bool:
     if len(token) < _FUZZ_MIN_LEN or token in _stop_keys():
-        return True, None
+        return True
     # A known name with an adjective or plural ending (ایرانی, الإيرانية) is not a misspelt name.
     bare = _strip_al(token)
     if bare in index.keys:
-        return True, None
+        return True
     ents = gz.entities()
     for suf in _ENDINGS:
         stem = bare[: -len(suf)]
         if bare.endswith(suf) and any(ents[n.entity_id].type == "LOC" for n in index.keys.get(stem, ())):
-            return True, None
+            return True
+    return False
+
+
+def _fuzzy_global_uncached(token: str, index: _Index) -> str | None:
     if len(token) >= _FUZZ_MIN_LEN + 1:
-        best = process.extractOne(token, _surname_choices(index.lang, len(token)), scorer=fuzz.ratio,
-                                  score_cutoff=_FUZZ_GLOBAL)
+        # Surnames that cannot reach the threshold are left out: they never win extractOne.
+        reachable = _reachable_surnames(token, index.lang)
+        best = process.extractOne(token, reachable, scorer=fuzz.ratio,
+                                  score_cutoff=_FUZZ_GLOBAL) if reachable else None
         if best is not None and len(index.surnames[best[0]]) == 1:
-            return False, next(iter(index.surnames[best[0]]))
-    return False, None
+            return next(iter(index.surnames[best[0]]))
+    return None
+
+
+@lru_cache(maxsize=50_000)
+def _after_first_name(prev: str, token: str, lang: str) -> str | None:
+    """The person whose full name is ``prev`` (a first name) followed by a name like ``token``, if any."""
+    for full, eid in _index(lang).full_by_first.get(prev, ()):
+        # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
+        if fuzz.ratio(token, full[len(prev) + 1:]) >= _FUZZ_DOC and fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
+            return eid
+    return None
 
 
 def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | None,
@@ -365,21 +506,18 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
     ``doc_choices`` is ``list(doc_names)`` when the caller already has it. ``allow_global`` lets a
     token match a surname of a person the document does not name otherwise.
     """
-    rejected, global_id = _fuzzy_static(token, index.lang)
-    if rejected:
+    if _fuzzy_rejected(token, index.lang):
         return None
     if prev is not None and prev in given:
-        for full, eid in index.full_by_first.get(prev, ()):
-            # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
-            rest = full[len(prev) + 1:]
-            if fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC and fuzz.ratio(token, rest) >= _FUZZ_DOC:
-                return eid
+        eid = _after_first_name(prev, token, index.lang)
+        if eid is not None:
+            return eid
     if doc_names:
         choices = doc_choices if doc_choices is not None else list(doc_names)
         best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
         if best is not None:
             return doc_names[best[0]]
-    return global_id if allow_global else None
+    return _fuzzy_global(token, index.lang) if allow_global else None
 
 
 @lru_cache(maxsize=8192)
@@ -405,6 +543,7 @@ def _surname_keys(entity_id: str, lang: str, key_lang: str | None = None) -> tup
     return tuple(dict.fromkeys(t for t in out if len(t) >= _FUZZ_MIN_LEN and t not in given))
 
 
+@lru_cache(maxsize=8192)
 def _name_tokens(entity_id: str) -> tuple[str, ...]:
     """Surnames of a person named in the document that a misspelt token is compared against."""
     return _surname_keys(entity_id, "any", "fa")
@@ -420,14 +559,58 @@ def _trigger_words() -> frozenset[str]:
     return frozenset(out)
 
 
-_SPLIT_RE = re.compile(r"([^\W_]+)")
+_HASH_MOD = 1 << 64
+_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_POWERS: list[np.ndarray] = []   # [base**k, base**-k] for k < some length, modulo 2**64, grown on demand
 
 
-def _tokens(w: str) -> tuple[list[str], list[int], list[int]]:
-    """Tokens of ``_TOKEN_RE`` in ``w`` with their start and end offsets (C-level splitting)."""
-    parts = _SPLIT_RE.split(w)  # gap, token, gap, token, ..., gap
-    cum = list(accumulate(map(len, parts)))
-    return parts[1::2], cum[0:-1:2], cum[1::2]
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 8192)
+        pw = np.full(size, _HASH_BASE, dtype=np.uint64)
+        pw[0] = 1
+        inv = np.full(size, pow(_HASH_BASE, -1, _HASH_MOD), dtype=np.uint64)
+        inv[0] = 1
+        _POWERS[:] = [np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64)]
+    return _POWERS[0], _POWERS[1]
+
+
+def _hash(word: str) -> int:
+    """Polynomial hash of a word's code points modulo 2**64 (what ``_token_hashes`` computes in bulk)."""
+    return sum(ord(c) * pow(_HASH_BASE, k, _HASH_MOD) for k, c in enumerate(word)) % _HASH_MOD
+
+
+def _token_hashes(code_points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``_hash`` of every token ``w[starts[i]:ends[i]]`` of a string's code points, without making the
+    token strings."""
+    cp = code_points.astype(np.uint64)
+    pw, inv = _powers(len(cp) + 1)
+    prefix = np.zeros(len(cp) + 1, dtype=np.uint64)
+    np.cumsum(cp * pw[: len(cp)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inv[starts]
+
+
+@lru_cache(maxsize=1)
+def _trigger_hashes() -> np.ndarray:
+    return np.unique(np.array([_hash(t) for t in _trigger_words()], dtype=np.uint64))
+
+
+def _after_triggers(doc: _Doc, starts: np.ndarray, ends: np.ndarray) -> list[int]:
+    """Indices ``i + 1`` of the tokens ``i`` that are trigger words, in order.
+
+    Tokens are compared by hash first and only the few with a trigger's hash are cut out of the
+    string and looked up, so a long document's tokens are never all materialised.
+    """
+    if not len(starts):
+        return []
+    table = _trigger_hashes()
+    h = _token_hashes(doc.code_points, starts, ends)
+    pos = np.searchsorted(table, h)
+    pos[pos == len(table)] = 0
+    maybe = (table[pos] == h).nonzero()[0].tolist()
+    trig = _trigger_words()
+    w = doc.w
+    return [i + 1 for i in maybe if w[starts[i]:ends[i]] in trig]
 
 
 def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, int]] = (),
@@ -509,13 +692,11 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     mask = bytearray(len(doc.w) + 1)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
-    words, starts, ends = _tokens(doc.w)
+    w = doc.w
+    starts, ends = doc.starts, doc.ends
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set()
+    cand: set[int] = set(_after_triggers(doc, doc.token_starts, doc.token_ends))
     in_per: set[int] = set()
-    trig = _trigger_words()
-    if not trig.isdisjoint(words):
-        cand.update(i + 1 for i, x in enumerate(words) if x in trig)
     if ner_w:
         seen: set[int] = set()
         for a, b, t in ner_w:
@@ -528,14 +709,15 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
                 if t == "PER":
                     in_per.add(i)
     cand |= in_per
-    nw = len(words)
+    nw = len(starts)
     for i in sorted(cand):
         if i >= nw:
             continue
-        tok, s, e = words[i], starts[i], ends[i]
-        prev = words[i - 1] if i else None
+        s, e = starts[i], ends[i]
+        tok = w[s:e]
+        prev = w[starts[i - 1]:ends[i - 1]] if i else None
         after_given = prev in given
-        after_title = prev in titles or (i > 1 and f"{words[i - 2]} {prev}" in titles)
+        after_title = prev in titles or (i > 1 and f"{w[starts[i - 2]:ends[i - 2]]} {prev}" in titles)
         if not (i in in_per or after_title or after_given) or mask[s] or mask[e - 1]:
             continue
         core = tok[1:] if lang == "ar" and tok[:1] in "وبلفك" and len(tok) > 5 else tok
@@ -592,9 +774,16 @@ def _assemble(doc: _Doc, hits: list[_Hit], exclude: Sequence[tuple[int, int]], l
     ents = gz.entities()
     by_id: dict[str, dict] = {}
     order: list[str] = []
+    # "Does a span of exclude contain s": spans by start, with the furthest end among the first k.
+    spans = sorted(exclude)
+    ex_starts = [a for a, _ in spans]
+    ex_reach = list(accumulate((b for _, b in spans), max))
     for h in sorted(hits, key=lambda h: h.start):
         s, e = doc.to_source(h.start, h.end)
-        if e <= s or any(a <= s < b for a, b in exclude):
+        if e <= s:
+            continue
+        k = bisect.bisect_right(ex_starts, s)
+        if k and ex_reach[k - 1] > s:
             continue
         eid = h.entity_id
         assert eid is not None
