@@ -39,6 +39,7 @@ from typing import Any
 import ahocorasick
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from khabar import gazetteer as gz
 from khabar.normalize import Normalized, match_key, normalize
@@ -62,6 +63,9 @@ _MAX_SUFFIX = 4
 _FUZZ_DOC = 85.0       # against names already in the document
 _FUZZ_GLOBAL = 90.0    # against every gazetteer surname
 _FUZZ_MIN_LEN = 4
+# A typo is much rarer than the name it misspells: a spelling at least a tenth as frequent in the news
+# is a word or name of its own (العمري / العامري, محمودی / محمدی).
+_TYPO_RARITY = 10
 # A ministry right after "minister" names the minister's office (وزير الخارجية الإيرانية), not the ministry.
 _MINISTER = frozenset({"وزير", "وزيره", "وزراء"})
 _NISBA = ("ي", "يه", "يون", "يين")
@@ -484,9 +488,52 @@ def _fuzzy_global_uncached(token: str, index: _Index) -> str | None:
         reachable = _reachable_surnames(token, index.lang)
         best = process.extractOne(token, reachable, scorer=fuzz.ratio,
                                   score_cutoff=_FUZZ_GLOBAL) if reachable else None
-        if best is not None and len(index.surnames[best[0]]) == 1:
+        if (best is not None and len(index.surnames[best[0]]) == 1 and _spelling_variant(token, best[0])
+                and _rare_enough(token, best[0])):
             return next(iter(index.surnames[best[0]]))
     return None
+
+
+@lru_cache(maxsize=1)
+def _variant_letters() -> frozenset[str]:
+    return frozenset({match_key(c) for c in gz.name_variant_letters()} - {""})
+
+
+def _spelling_variant(token: str, surname: str) -> bool:
+    """Whether ``token`` can be a misspelling of ``surname``: they differ only in long vowels, hamza
+    seats or spaces (data file), and not in the last letter (الجابر / الجابري, باقر / باقري differ)."""
+    letters = _variant_letters()
+    n, m = len(token), len(surname)
+    for op, i, j in Levenshtein.editops(token, surname):
+        if op == "delete":
+            ok = i < n - 1 and (token[i] in letters or token[i] == " ")
+        elif op == "insert":
+            ok = i < n and j < m - 1 and (surname[j] in letters or surname[j] == " ")
+        else:
+            ok = i < n - 1 and j < m - 1 and token[i] in letters and surname[j] in letters
+        if not ok:
+            return False
+    return True
+
+
+@lru_cache(maxsize=65536)
+def _word_rank(key: str) -> int | None:
+    """Frequency rank of a word in the news (the NER model's word list; None when rare or unknown)."""
+    try:
+        ner = importlib.import_module("khabar.ner")
+    except ImportError:
+        return None
+    ranks = [r for r in (ner.word_rank(key, "ar"), ner.word_rank(key, "fa")) if r is not None]
+    return min(ranks, default=None)
+
+
+def _rare_enough(token: str, surname: str) -> bool:
+    """Whether ``token`` is rare enough next to ``surname`` to be a typo of it rather than a word."""
+    mine = _word_rank(token)
+    if mine is None:
+        return True
+    theirs = _word_rank(surname)
+    return theirs is not None and mine >= _TYPO_RARITY * theirs
 
 
 @lru_cache(maxsize=50_000)
@@ -515,7 +562,7 @@ def _fuzzy(token: str, doc_names: dict[str, str], index: _Index, prev: str | Non
     if doc_names:
         choices = doc_choices if doc_choices is not None else list(doc_names)
         best = process.extractOne(token, choices, scorer=fuzz.ratio, score_cutoff=_FUZZ_DOC)
-        if best is not None:
+        if best is not None and _spelling_variant(token, best[0]):
             return doc_names[best[0]]
     return _fuzzy_global(token, index.lang) if allow_global else None
 
@@ -530,17 +577,25 @@ def _surname_keys(entity_id: str, lang: str, key_lang: str | None = None) -> tup
     single-word names that are also the last word of a full name (long enough, not given names)."""
     given = _title_keys()[1]
     langs = {"ar": ("ar",), "fa": ("fa",)}.get(lang, ("ar", "fa"))
+    patronymic = _patronymic_keys()
     last: list[str] = []
     single: list[str] = []
     for a in gz.entities()[entity_id].aliases:
         if a.lang not in langs:
             continue
         toks = _key(a.text, key_lang or ("ar" if lang == "ar" else a.lang)).split()
+        if len(toks) >= 2 and toks[-2] in patronymic:
+            continue  # "حمزة بن الحسين": the last word is the father's name
         (single if len(toks) == 1 else last).append(toks[-1] if toks else "")
     lasts = set(last)
     out = [t for t in last if len(t) >= _FUZZ_MIN_LEN and t not in given]
     out += [t for t in single if t in lasts or _strip_al(t) in lasts or f"ال{t}" in lasts]
     return tuple(dict.fromkeys(t for t in out if len(t) >= _FUZZ_MIN_LEN and t not in given))
+
+
+@lru_cache(maxsize=1)
+def _patronymic_keys() -> frozenset[str]:
+    return frozenset(match_key(w).lower() for w in gz.patronymic_particles())
 
 
 @lru_cache(maxsize=8192)

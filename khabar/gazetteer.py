@@ -27,6 +27,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent / "data" / "gazetteer"
 STOPWORDS_FILE = Path(__file__).resolve().parent / "data" / "entity_stopwords.txt"
 NEVER_FILE = Path(__file__).resolve().parent / "data" / "entity_stopwords_never.txt"
+VARIANT_LETTERS_FILE = Path(__file__).resolve().parent / "data" / "name_variant_letters.txt"
 # Curated files first: their display names and types win over the generated CLDR rows.
 FILES = ("curated_people.tsv", "curated_orgs.tsv", "curated_places.tsv", "cldr_places.tsv")
 LANGS = ("en", "ar", "fa")
@@ -149,6 +150,17 @@ def _read_list(path: Path) -> list[str]:
         return []
     return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
             if ln.strip() and not ln.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def name_variant_letters() -> frozenset[str]:
+    """Letters whose insertion, deletion or exchange keeps a spelling of the same name."""
+    return frozenset(_read_list(VARIANT_LETTERS_FILE))
+
+
+def patronymic_particles() -> frozenset[str]:
+    """Words ("بن", "ابن", "bin") after which a name's last word is a father's name, not a surname."""
+    return frozenset({"بن", "ابن", "بنت", "bin", "ibn"})
 
 
 @lru_cache(maxsize=1)

@@ -131,7 +131,28 @@ def test_fuzzy_links_need_a_close_surname_and_a_person_cue() -> None:
     assert E._fuzzy("الامن", {}, idx, "علي", given) is None
     # A known surname the document does not name links only when the caller allows it (title/given
     # name before the token and an NER person tag on it).
-    assert E._fuzzy("قاديروف", {}, idx, None, given, allow_global=True) == "per:ramzan-kadyrov"
-    assert E._fuzzy("قاديروف", {}, idx, None, given, allow_global=False) is None
-    # Only surnames are fuzzy targets: a first name of a person's full name is not one.
+    assert E._fuzzy("لافاروف", {}, idx, None, given, allow_global=True) == "per:sergei-lavrov"
+    assert E._fuzzy("لافاروف", {}, idx, None, given, allow_global=False) is None
+    # Only surnames are fuzzy targets: a first name of a person's full name is not one, nor a father's
+    # name after "بن".
     assert "حسين" not in E._surname_keys("per:mir-hossein-mousavi", "any", "fa")
+    assert not {"الحسين", "حسين"} & set(E._surname_keys("per:prince-hamzah-bin-hussein", "any", "fa"))
+
+
+def test_fuzzy_links_are_spelling_variants_rarer_than_the_name() -> None:
+    from khabar import entities as E
+
+    idx = E._index("ar")
+    given = E._title_keys()[1]
+    # A misspelling differs in long vowels or hamza seats, not in consonants or the last letter.
+    assert E._spelling_variant("سلماني", "سليماني") and E._spelling_variant("ابوزيد", "ابو زيد")
+    assert not E._spelling_variant("العنزي", "العزي")  # another surname, one consonant apart
+    assert not E._spelling_variant("الجابري", "الجابر")  # a nisba makes another name
+    docs = {"سليماني": "per:qasem-soleimani", "العزي": "per:hussein-al-ezzi"}
+    assert E._fuzzy("سلماني", docs, idx, None, given, allow_global=False) == "per:qasem-soleimani"
+    assert E._fuzzy("العنزي", docs, idx, None, given, allow_global=False) is None
+    # Without the person named in the document, the spelling must also be much rarer than the name:
+    # العمري is a common surname of its own, not a typo of العامري; باقي is the word "remaining".
+    for word in ("العمري", "باقي", "الجابري", "محمودي"):
+        assert E._fuzzy(word, {}, idx, None, given, allow_global=True) is None, word
+    assert E._rare_enough("لافاروف", "لافروف") and not E._rare_enough("العمري", "العامري")
