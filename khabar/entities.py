@@ -540,8 +540,11 @@ def _rare_enough(token: str, surname: str) -> bool:
 def _after_first_name(prev: str, token: str, lang: str) -> str | None:
     """The person whose full name is ``prev`` (a first name) followed by a name like ``token``, if any."""
     for full, eid in _index(lang).full_by_first.get(prev, ()):
-        # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي".
-        if fuzz.ratio(token, full[len(prev) + 1:]) >= _FUZZ_DOC and fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC:
+        # The shared first name must not carry the score: "علي الامن" is not "علي خامنئي", and "محمد باقر"
+        # (a given name) is not "محمد باقري".
+        rest = full[len(prev) + 1:]
+        if (fuzz.ratio(token, rest) >= _FUZZ_DOC and fuzz.ratio(f"{prev} {token}", full) >= _FUZZ_DOC
+                and _spelling_variant(token, rest)):
             return eid
     return None
 

@@ -129,6 +129,7 @@ def test_fuzzy_links_need_a_close_surname_and_a_person_cue() -> None:
     # First name + misspelt surname links; a shared first name alone does not carry a common word.
     assert E._fuzzy("قاديروف", {}, idx, "رمضان", given) == "per:ramzan-kadyrov"
     assert E._fuzzy("الامن", {}, idx, "علي", given) is None
+    assert E._fuzzy("باقر", {}, idx, "محمد", given) is None  # "محمد باقر" is a given name, not محمد باقري
     # A known surname the document does not name links only when the caller allows it (title/given
     # name before the token and an NER person tag on it).
     assert E._fuzzy("لافاروف", {}, idx, None, given, allow_global=True) == "per:sergei-lavrov"
