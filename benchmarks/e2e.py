@@ -61,15 +61,46 @@ def load_news(n: int) -> list[dict[str, Any]]:
     return out
 
 
+_CREATED: list[Any] = []  # every run's config, so its topics and indices can be removed at the end
+
+
 def _cfg(args: argparse.Namespace, tag: str) -> Any:
     from khabar.config import load_config
 
-    return load_config({
+    cfg = load_config({
         "kafka.bootstrap_servers": args.bootstrap_servers, "kafka.topic": f"bench-{tag}",
         "kafka.dlq_topic": f"bench-{tag}.dlq", "kafka.group_id": f"bench-{tag}",
         "elasticsearch.url": args.es_url, "elasticsearch.index_prefix": f"bench-{tag}",
         "elasticsearch.chunk_size": args.chunk_size, "kafka.partitions": 1,
     }, environ={})
+    _CREATED.append(cfg)
+    return cfg
+
+
+def cleanup(configs: list[Any]) -> None:
+    """Delete the topics and indices the runs created: left behind, hundreds of them slow a shared node."""
+    from kafka.admin import KafkaAdminClient
+
+    from khabar.connectors.elasticsearch import open_client
+
+    if not configs:
+        return
+    client = open_client(configs[0].elasticsearch)
+    try:
+        for cfg in configs:
+            names = list(client.indices.get(index=f"{cfg.elasticsearch.index_prefix}-*", ignore_unavailable=True))
+            for name in names:  # one by one: wildcard deletes are refused by default
+                client.indices.delete(index=name, ignore_unavailable=True)
+    finally:
+        client.close()
+    admin = KafkaAdminClient(**configs[0].kafka.client_options())
+    try:
+        existing = set(admin.list_topics())
+        topics = [t for cfg in configs for t in (cfg.kafka.topic, cfg.kafka.dlq_topic) if t in existing]
+        if topics:
+            admin.delete_topics(topics)
+    finally:
+        admin.close()
 
 
 def produce(cfg: Any, messages: list[dict[str, Any]]) -> float:
@@ -235,7 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--es-url", default="http://127.0.0.1:9200")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "e2e.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the runs' topics and indices")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    finally:
+        if not args.keep:
+            cleanup(_CREATED)
+
+
+def _run(args: argparse.Namespace) -> int:
 
     messages = load_news(args.docs)
     n = len(messages)
