@@ -3,9 +3,10 @@
 One linear-chain CRF per language (python-crfsuite), trained by :mod:`khabar.ner_train` on the
 corpora described in ``khabar/models/MODEL_CARD.md``. Features are string features of the token's
 match form (script folding), clitic/suffix-stripped stems, affixes, shape, distributional word
-clusters, name-lexicon flags and the neighbouring words. At run time the crfsuite weights are decoded with numpy: what
-a token form contributes to the emission scores is summed once and cached, so tagging a document
-is a few array gathers and a Viterbi pass batched over its sentences.
+clusters, name-lexicon flags and the neighbouring words. At run time the crfsuite weights are
+decoded without crfsuite: what a token form contributes to the emission scores is summed once and
+cached, so tagging a document is a few array gathers and a Viterbi pass over its sentences (in the
+C extension ``khabar._crf`` when it is built, else in numpy).
 
 Example:
     >>> from khabar.ner import tag_spans
@@ -437,12 +438,12 @@ def _cut(bounds: Sequence[tuple[int, int]], breakable: Any) -> list[tuple[int, i
 
 
 class CRFModel:
-    """A trained linear-chain CRF decoded with numpy.
+    """A trained linear-chain CRF, decoded by ``khabar._crf`` (or numpy where it is not built).
 
     The weights come from a crfsuite model file. Each distinct token form's contribution to the
     emission scores (its own features, and its features as the -2/-1/+1/+2 neighbour) is summed once
     and kept as rows of five matrices, so tagging a document is a few array gathers plus a Viterbi
-    pass batched over its sentences: no per-token feature strings cross into C at all.
+    pass over its sentences: no per-token feature strings are built for forms already seen.
     """
 
     def __init__(self, path: Path, language: str) -> None:
