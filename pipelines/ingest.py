@@ -139,7 +139,7 @@ class _EnrichFn(beam.DoFn):
         self._learner = _new_learner()
         self._budget = TimeBudget(self._timeout, worker_target="khabar.pipelines.ingest:_enrich_in_worker")
         # Load models and data once per worker, not on the first document.
-        self._enrich({"id": "warm-up", "text": "قال الرئيس إن الاجتماع عقد في طهران.\nگفت که دیدار در مسکو بود."})
+        core.preload()
 
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         if self._learner is not None:

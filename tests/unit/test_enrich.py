@@ -108,3 +108,17 @@ def test_enrich_never_crashes_and_offsets_hold(text: str) -> None:
         assert text[b["start"] : b["end"]] == b["text"]
     for d in rec["dates"]:
         assert text[d["start"] : d["end"]] == d["text"]
+
+
+def test_preload_loads_both_languages_models_and_tables() -> None:
+    # Workers call preload() in setup() so that loading is not charged to the first documents' time
+    # budget (an ordinary first document once took over 1.5 s because a model loaded inside it).
+    # A fresh interpreter: this test process has long loaded everything.
+    import subprocess
+    import sys
+
+    code = ("from khabar import enrich, ner\n"
+            "enrich.preload()\n"
+            "assert {'ar', 'fa'} <= {k for k, v in ner._models.items() if v is not None}, ner._models\n"
+            "assert {'ar', 'fa'} <= set(ner._ranks) and {'ar', 'fa'} <= set(ner._lexicons)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
