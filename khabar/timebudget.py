@@ -86,9 +86,20 @@ def _resolve(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def _worker_loop(conn: Any, target: str) -> None:
-    # Runs in the child: call the target for each request until the parent closes the pipe.
-    fn = _resolve(target)
+_READY_TIMEOUT_S = 300.0  # start-up of a worker (interpreter, imports, setup): not part of any budget
+
+
+def _worker_loop(conn: Any, target: str, setup: str | None = None) -> None:
+    # Runs in the child: import the target, run the setup, say so, then call the target for each
+    # request until the parent closes the pipe.
+    try:
+        fn = _resolve(target)
+        if setup:
+            _resolve(setup)()
+    except Exception as exc:
+        conn.send((False, (type(exc).__name__, str(exc))))
+        return
+    conn.send((True, None))
     while True:
         try:
             args, kwargs = conn.recv()
@@ -111,23 +122,37 @@ class WorkerError(Exception):
 class _Worker:
     """One spawned child process that runs ``target`` for each request; killed on a timeout."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, setup: str | None = None) -> None:
         self._target = target
+        self._setup = setup
         self._process: Any = None
         self._conn: Any = None
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a multi-threaded Beam worker
         parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_worker_loop, args=(child, self._target), daemon=True,
+        self._process = ctx.Process(target=_worker_loop, args=(child, self._target, self._setup), daemon=True,
                                     name="khabar-budget-worker")
         self._process.start()
         child.close()
         self._conn = parent
+        # Wait for the worker to be ready before any call's clock starts: spawning an interpreter and
+        # loading models takes seconds that no document should be charged for.
+        try:
+            ready = parent.poll(_READY_TIMEOUT_S)
+            ok, value = parent.recv() if ready else (False, ("WorkerDied", "the budget worker did not start"))
+        except EOFError:
+            ok, value = False, ("WorkerDied", "the budget worker exited while starting")
+        if not ok:
+            self.kill()
+            raise WorkerError(*value)
 
-    def call(self, seconds: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def ensure_started(self) -> None:
         if self._process is None or not self._process.is_alive():
             self._start()
+
+    def call(self, seconds: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.ensure_started()
         self._conn.send((args, kwargs))
         if not self._conn.poll(seconds):
             self.kill()
@@ -159,11 +184,14 @@ class TimeBudget:
         worker_target: ``"module:function"`` run in the worker process when the alarm cannot be used.
             It must be importable in a fresh interpreter and take the same arguments as ``fn``;
             without it, calls off the main thread run unbounded.
+        worker_setup: ``"module:function"`` called once in each worker process before it takes calls
+            (load models there: start-up is not charged to any call's budget).
     """
 
-    def __init__(self, seconds: float, *, worker_target: str | None = None) -> None:
+    def __init__(self, seconds: float, *, worker_target: str | None = None, worker_setup: str | None = None) -> None:
         self.seconds = seconds
         self.worker_target = worker_target
+        self.worker_setup = worker_setup
         self._local = threading.local()  # one worker process per calling thread: no serialisation
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -191,9 +219,11 @@ class TimeBudget:
         elif mode == "process":
             worker = getattr(self._local, "worker", None)
             if worker is None:
-                worker = self._local.worker = _Worker(self.worker_target or "")
+                worker = self._local.worker = _Worker(self.worker_target or "", self.worker_setup)
                 with self._lock:
                     self._workers.append(worker)
+            worker.ensure_started()
+            started = time.perf_counter()
             result = worker.call(self.seconds, args, kwargs)
         else:
             result = fn(*args, **kwargs)

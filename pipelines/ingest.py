@@ -137,7 +137,8 @@ class _EnrichFn(beam.DoFn):
         core.tune_gc()
         self._enrich = core.enrich
         self._learner = _new_learner()
-        self._budget = TimeBudget(self._timeout, worker_target="khabar.pipelines.ingest:_enrich_in_worker")
+        self._budget = TimeBudget(self._timeout, worker_target="khabar.pipelines.ingest:_enrich_in_worker",
+                                  worker_setup="khabar.enrich:preload")
         # Load models and data once per worker, not on the first document.
         core.preload()
 

@@ -104,3 +104,33 @@ def test_zero_disables_the_budget() -> None:
     budget = TimeBudget(0)
     assert budget.mechanism() == "none"
     assert budget.call(sum, [2, 3]) == 5
+
+
+def _slow_setup() -> None:  # a worker's model loading, in the spawned process
+    time.sleep(1.5)
+
+
+def _failing_setup() -> None:
+    raise OSError("model file missing")
+
+
+def test_worker_setup_runs_before_calls_and_is_not_charged_to_them() -> None:
+    budget = TimeBudget(1.0, worker_target="time:sleep", worker_setup=f"{__name__}:_slow_setup")
+    broken = TimeBudget(1.0, worker_target="time:sleep", worker_setup=f"{__name__}:_failing_setup")
+    out: dict[str, Any] = {}
+
+    def body() -> None:
+        out["first"] = budget.call(time.sleep, 0.01)  # the 1.5 s setup is not part of its 1 s budget
+        try:
+            broken.call(time.sleep, 0.01)
+        except WorkerError as exc:
+            out["broken"] = (exc.kind, str(exc))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(timeout=120)
+    budget.close()
+    broken.close()
+    assert "first" in out and out["first"] is None
+    assert budget.max_seconds < 1.0
+    assert out["broken"][0] == "OSError" and "model file missing" in out["broken"][1]
