@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from khabar.normalize import match_key, normalize
-from khabar.quotes import _char_positions, _word_alt, whole_text_hits
+from khabar.quotes import _char_positions, _keys, _word_alt, whole_text_hits
 
 __all__ = ["claim_id", "extract_claims"]
 
@@ -44,10 +44,6 @@ class _Lex:
     locatives: frozenset[str]
     negation: dict[str, re.Pattern[str]]
     anaphoric: dict[str, re.Pattern[str]]
-
-
-def _keys(forms: Sequence[str]) -> list[str]:
-    return sorted({match_key(f) for f in forms if match_key(f)}, key=len, reverse=True)
 
 
 def _alt(forms: Sequence[str]) -> str:

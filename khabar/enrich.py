@@ -86,14 +86,13 @@ def preload() -> None:
     Workers call it in ``setup()``: loading takes about a second, which must not count against the
     first documents' time budget.
     """
-    for i, text in enumerate(_WARM_UP):
+    for i, text in enumerate(_WARM_UP):  # tags each text with its language's NER model
         enrich({"id": f"warm-up-{i}", "text": text})
     try:
         from khabar import ner
     except ImportError:  # entity linking works without the statistical tagger
         return
-    for language in ner.LANGUAGES:
-        ner.tag_spans(_WARM_UP[0] if language == "ar" else _WARM_UP[1], language)
+    for language in ner.LANGUAGES:  # the typo guard's word table is read only for some documents
         ner.word_rank("", language)
 
 

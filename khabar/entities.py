@@ -166,12 +166,16 @@ def _title_keys() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(ts), frozenset(gn)
 
 
-def _ner() -> Callable[[str, str], list[tuple[int, int, str, float]]] | None:
+def _ner_module() -> Any:
+    """``khabar.ner``, or None where it cannot be imported (linking then works from the gazetteer alone)."""
     try:
-        mod = importlib.import_module("khabar.ner")
+        return importlib.import_module("khabar.ner")
     except ImportError:
         return None
-    return getattr(mod, "tag_spans", None)
+
+
+def _ner() -> Callable[[str, str], list[tuple[int, int, str, float]]] | None:
+    return getattr(_ner_module(), "tag_spans", None)
 
 
 @lru_cache(maxsize=1)
@@ -242,10 +246,9 @@ class _Doc:
         else:
             plain = m
         self.w = plain.lower()
-        self.code_points = _code_points(self.w)
         # Per working-string character 1 if it is alphanumeric (str.isalnum), as an array and as bytes
         # with a 0 after the end (indexing bytes gives ints: no one-character strings per test).
-        alnum = _char_classes()[self.code_points] >> 2
+        alnum = _char_classes()[_code_points(self.w)] >> 2
         self.alnum = alnum
         self.alnum_flags = alnum.tobytes() + b"\x00"
         # Tokens (runs of alnum characters, as _TOKEN_RE finds them): offsets as arrays and lists.
@@ -519,9 +522,8 @@ def _spelling_variant(token: str, surname: str) -> bool:
 @lru_cache(maxsize=65536)
 def _word_rank(key: str) -> int | None:
     """Frequency rank of a word in the news (the NER model's word list; None when rare or unknown)."""
-    try:
-        ner = importlib.import_module("khabar.ner")
-    except ImportError:
+    ner = _ner_module()
+    if ner is None:
         return None
     ranks = [r for r in (ner.word_rank(key, "ar"), ner.word_rank(key, "fa")) if r is not None]
     return min(ranks, default=None)
@@ -617,58 +619,33 @@ def _trigger_words() -> frozenset[str]:
     return frozenset(out)
 
 
-_HASH_MOD = 1 << 64
-_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
-_POWERS: list[np.ndarray] = []   # [base**k, base**-k] for k < some length, modulo 2**64, grown on demand
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    if not _POWERS or len(_POWERS[0]) < n:
-        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 8192)
-        pw = np.full(size, _HASH_BASE, dtype=np.uint64)
-        pw[0] = 1
-        inv = np.full(size, pow(_HASH_BASE, -1, _HASH_MOD), dtype=np.uint64)
-        inv[0] = 1
-        _POWERS[:] = [np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64)]
-    return _POWERS[0], _POWERS[1]
-
-
-def _hash(word: str) -> int:
-    """Polynomial hash of a word's code points modulo 2**64 (what ``_token_hashes`` computes in bulk)."""
-    return sum(ord(c) * pow(_HASH_BASE, k, _HASH_MOD) for k, c in enumerate(word)) % _HASH_MOD
-
-
-def _token_hashes(code_points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """``_hash`` of every token ``w[starts[i]:ends[i]]`` of a string's code points, without making the
-    token strings."""
-    cp = code_points.astype(np.uint64)
-    pw, inv = _powers(len(cp) + 1)
-    prefix = np.zeros(len(cp) + 1, dtype=np.uint64)
-    np.cumsum(cp * pw[: len(cp)], out=prefix[1:])
-    return (prefix[ends] - prefix[starts]) * inv[starts]
-
-
 @lru_cache(maxsize=1)
-def _trigger_hashes() -> np.ndarray:
-    return np.unique(np.array([_hash(t) for t in _trigger_words()], dtype=np.uint64))
+def _trigger_automaton() -> Any:
+    """Aho-Corasick automaton of the one-token trigger words (values: their lengths)."""
+    auto = ahocorasick.Automaton()
+    for word in _trigger_words():
+        if _TOKEN_RE.fullmatch(word):
+            auto.add_word(word, len(word))
+    auto.make_automaton()
+    return auto
 
 
-def _after_triggers(doc: _Doc, starts: np.ndarray, ends: np.ndarray) -> list[int]:
-    """Indices ``i + 1`` of the tokens ``i`` that are trigger words, in order.
+def _after_triggers(doc: _Doc, starts: np.ndarray) -> list[int]:
+    """Indices ``i + 1`` of the tokens ``i`` (starting at ``starts``) that are trigger words, in order.
 
-    Tokens are compared by hash first and only the few with a trigger's hash are cut out of the
-    string and looked up, so a long document's tokens are never all materialised.
+    One Aho-Corasick pass over the working string, keeping matches that are whole tokens, so a long
+    document's tokens are never all cut out of the string.
     """
-    if not len(starts):
+    auto = _trigger_automaton()
+    if not len(starts) or not len(auto):
         return []
-    table = _trigger_hashes()
-    h = _token_hashes(doc.code_points, starts, ends)
-    pos = np.searchsorted(table, h)
-    pos[pos == len(table)] = 0
-    maybe = (table[pos] == h).nonzero()[0].tolist()
-    trig = _trigger_words()
-    w = doc.w
-    return [i + 1 for i in maybe if w[starts[i]:ends[i]] in trig]
+    flags = doc.alnum_flags  # 0 after the end: a match ending the string is followed by no letter
+    out: list[int] = []
+    for last, n in auto.iter(doc.w):
+        first = last - n + 1
+        if (first == 0 or not flags[first - 1]) and not flags[last + 1]:
+            out.append(int(np.searchsorted(starts, first)) + 1)
+    return out
 
 
 def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, int]] = (),
@@ -753,7 +730,7 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     w = doc.w
     starts, ends = doc.starts, doc.ends
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set(_after_triggers(doc, doc.token_starts, doc.token_ends))
+    cand: set[int] = set(_after_triggers(doc, doc.token_starts))
     in_per: set[int] = set()
     if ner_w:
         seen: set[int] = set()

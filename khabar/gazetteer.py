@@ -32,9 +32,10 @@ VARIANT_LETTERS_FILE = Path(__file__).resolve().parent / "data" / "name_variant_
 FILES = ("curated_people.tsv", "curated_orgs.tsv", "curated_places.tsv", "cldr_places.tsv")
 LANGS = ("en", "ar", "fa")
 TYPES = ("PER", "ORG", "LOC", "MISC")
+# "son/daughter of": the word after one is a father's name, not a surname.
+_PATRONYMIC = frozenset({"بن", "ابن", "بنت", "bin", "ibn"})
 # Particles that are not a first name or surname on their own.
-_PARTICLES = {"بن", "ابن", "بنت", "ال", "آل", "ابو", "أبو", "عبد",
-              "bin", "al", "de", "von", "der", "le", "la"}
+_PARTICLES = {*_PATRONYMIC, "ال", "آل", "ابو", "أبو", "عبد", "al", "de", "von", "der", "le", "la"}
 
 
 @dataclass
@@ -160,7 +161,7 @@ def name_variant_letters() -> frozenset[str]:
 
 def patronymic_particles() -> frozenset[str]:
     """Words ("بن", "ابن", "bin") after which a name's last word is a father's name, not a surname."""
-    return frozenset({"بن", "ابن", "بنت", "bin", "ibn"})
+    return _PATRONYMIC
 
 
 @lru_cache(maxsize=1)

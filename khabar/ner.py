@@ -466,28 +466,25 @@ class CRFModel:
         self.trans = np.zeros((n, n))
         for (a, b), w in info.transitions.items():
             self.trans[li[a], li[b]] = w
-        self.exp_trans = np.exp(self.trans)
-        self._trans_c = np.ascontiguousarray(self.trans)
-        self._exp_trans_c = np.ascontiguousarray(self.exp_trans)
+        self.exp_trans = np.exp(self.trans)  # C-contiguous, as the compiled decoder needs
         weights: dict[str, Any] = {}
         for (attr, lab), w in info.state_features.items():
             v = weights.get(attr)
             if v is None:
                 v = weights[attr] = np.zeros(n)
             v[li[lab]] = w
-        self.weights = weights
         # Bigram features: pair of keys -> (vector for the left token, vector for the right token).
-        self.pairs: dict[tuple[str, str], tuple[Any, Any]] = {}
+        pairs: dict[tuple[str, str], tuple[Any, Any]] = {}
         zero = np.zeros(n)
         for attr, v in weights.items():
             if attr.startswith(("w|+1=", "-1|w=")):
                 pair = tuple(attr[5:].split("|", 1))
                 if len(pair) != 2:
                     continue
-                left, right = self.pairs.get(pair, (zero, zero))  # type: ignore[arg-type]
-                self.pairs[pair] = (v, right) if attr[0] == "w" else (left, v)  # type: ignore[index]
-        # Feature string -> row of one weight matrix; row 0 is zero and starts every sum (as the
-        # running row used to start at 0.0), so a form's rows are one gather + np.add.reduceat.
+                left, right = pairs.get(pair, (zero, zero))  # type: ignore[arg-type]
+                pairs[pair] = (v, right) if attr[0] == "w" else (left, v)  # type: ignore[index]
+        # Feature string -> row of one weight matrix; row 0 is zero and pads every form's list of rows,
+        # so summing a batch of forms is one gather and one reduction (see _add_rows).
         self._fid: dict[str, int] = {attr: i for i, attr in enumerate(weights, 1)}
         self._w = np.zeros((len(weights) + 1, n))
         for i, v in enumerate(weights.values(), 1):
@@ -497,14 +494,14 @@ class CRFModel:
         self._punct = np.zeros(1024, dtype=bool)
         # Bigram features as integer codes: every form that starts (ends) some model pair gets a left
         # (right) id, and a pair is found by binary search of left * n_right + right in sorted codes.
-        left_ids = {a: i for i, a in enumerate(dict.fromkeys(a for a, _ in self.pairs))}
-        right_ids = {b: i for i, b in enumerate(dict.fromkeys(b for _, b in self.pairs))}
+        left_ids = {a: i for i, a in enumerate(dict.fromkeys(a for a, _ in pairs))}
+        right_ids = {b: i for i, b in enumerate(dict.fromkeys(b for _, b in pairs))}
         self._left_ids, self._right_ids = left_ids, right_ids
         self._n_right = max(len(right_ids), 1)
-        codes = [left_ids[a] * self._n_right + right_ids[b] for a, b in self.pairs]
+        codes = [left_ids[a] * self._n_right + right_ids[b] for a, b in pairs]
         order = np.argsort(np.array(codes, dtype=np.int64), kind="stable")
         self._pair_codes = np.array(codes, dtype=np.int64)[order]
-        pair_vs = list(self.pairs.values())
+        pair_vs = list(pairs.values())
         self._pair_lv = np.array([pair_vs[i][0] for i in order]).reshape(len(order), n)
         self._pair_rv = np.array([pair_vs[i][1] for i in order]).reshape(len(order), n)
         self._lid = np.full(1024, -1, dtype=np.int64)
@@ -679,7 +676,7 @@ class CRFModel:
         pieces = _cut(bounds, breakable)
         if _cdecode is not None:
             _cdecode(np.ascontiguousarray(em, dtype=np.float64), np.array(pieces, dtype=np.int64).reshape(-1, 2),
-                     self._trans_c, self._exp_trans_c, self._o_id, out, conf)
+                     self.trans, self.exp_trans, self._o_id, out, conf)
             return out, conf
         pieces.sort(key=lambda b: b[1] - b[0])
         ar = np.arange(nl)
