@@ -71,7 +71,9 @@ _HEAP_RE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _COORD_RE = re.compile(r"^([\w.\-]+):([\w.\-]+):(\w+):([\w.\-]+)$")
 
 # Secure mode: own default ports, the SCRAM mechanism, and the names of generated secret files.
-SECURE_PORTS = {"kafka_port": 39092, "kafka_controller_port": 39093, "es_port": 39200, "es_transport_port": 39300}
+# Ports stay below Linux's ephemeral range (32768-60999): an outgoing connection of any process may
+# take a port in it, and then the server cannot bind (seen once in CI on 39200).
+SECURE_PORTS = {"kafka_port": 28092, "kafka_controller_port": 28093, "es_port": 28200, "es_transport_port": 28300}
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 KAFKA_USER = "khabar"
 KAFKA_BROKER_USER = "broker"
@@ -146,7 +148,7 @@ class ServicesConfig:
         port defaults to port+1; when only the ES HTTP port is given the transport port defaults to port+100.
 
         With ``secure`` (``KHABAR_SECURE=1``) the services get a home and ports of their own by default,
-        ``$KHABAR_SECURE_HOME`` or ``~/.cache/khabar-secure`` and 39092/39093/39200/39300, so a secured
+        ``$KHABAR_SECURE_HOME`` or ``~/.cache/khabar-secure`` and 28092/28093/28200/28300, so a secured
         pair never shares data or ports with the plain one; explicit homes and ports still win.
         """
         env = os.environ
@@ -1732,7 +1734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         default=None,
         help="TLS + users/API keys on Elasticsearch, SASL_SSL/SCRAM-SHA-512 on Kafka (also KHABAR_SECURE=1); "
-        "own home ($KHABAR_SECURE_HOME or ~/.cache/khabar-secure) and ports 39092/39200 unless given",
+        "own home ($KHABAR_SECURE_HOME or ~/.cache/khabar-secure) and ports 28092/28200 unless given",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)

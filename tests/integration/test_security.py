@@ -2,7 +2,7 @@
 
 A dedicated secure pair is started through ``khabar.deploy.local.services`` in secure mode, in its own
 home (``$KHABAR_TEST_SECURE_HOME`` or ``~/.cache/khabar-test-secure``) and on its own ports
-(39092/39093/39200/39300), so it never touches the shared plain services; it is stopped at the end
+(28092/28093/28200/28300), so it never touches the shared plain services; it is stopped at the end
 unless ``KHABAR_TEST_KEEP_SERVICES=1``. The client side is configured exactly as a user would: the
 ``KHABAR_*`` variables of ``client_environment`` (secrets as ``*_FILE`` paths).
 
@@ -32,7 +32,7 @@ from khabar.deploy.local import services as launcher
 
 pytestmark = pytest.mark.integration
 
-PORTS = {"kafka_port": 39092, "kafka_controller_port": 39093, "es_port": 39200, "es_transport_port": 39300}
+PORTS = {"kafka_port": 28092, "kafka_controller_port": 28093, "es_port": 28200, "es_transport_port": 28300}
 
 
 @pytest.fixture(scope="module")

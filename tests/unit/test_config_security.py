@@ -61,7 +61,7 @@ def test_kafka_ssl_without_cafile_uses_system_trust() -> None:
 
 
 def test_elasticsearch_tls_options(ca: Path) -> None:
-    cfg = ElasticsearchConfig(url="https://127.0.0.1:39200", username="khabar", password="pw", ca_certs=str(ca))
+    cfg = ElasticsearchConfig(url="https://127.0.0.1:28200", username="khabar", password="pw", ca_certs=str(ca))
     opts = cfg.client_options()
     assert opts["ca_certs"] == str(ca) and opts["basic_auth"] == ("khabar", "pw")
     assert "verify_certs" not in opts  # on by default: the client verifies unless told otherwise
@@ -77,7 +77,7 @@ def test_elasticsearch_tls_options(ca: Path) -> None:
 def test_api_key_from_file(tmp_path: Path) -> None:
     key = tmp_path / "api_key"
     key.write_text("aWQ6a2V5\n")
-    cfg = load_config(environ={"KHABAR_ELASTICSEARCH_URL": "https://127.0.0.1:39200",
+    cfg = load_config(environ={"KHABAR_ELASTICSEARCH_URL": "https://127.0.0.1:28200",
                                "KHABAR_ELASTICSEARCH_API_KEY_FILE": str(key)})
     assert cfg.elasticsearch.client_options()["api_key"] == "aWQ6a2V5"
     assert masked(cfg)["elasticsearch"]["api_key"] == "***"

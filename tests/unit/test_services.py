@@ -522,8 +522,8 @@ def test_secure_mode_gets_its_own_home_and_ports(monkeypatch: pytest.MonkeyPatch
     cfg = ServicesConfig.from_env(secure=True)
     assert cfg.home == tmp_path / ".cache" / "khabar-secure"
     ports = (cfg.kafka_port, cfg.kafka_controller_port, cfg.es_port, cfg.es_transport_port)
-    assert ports == (39092, 39093, 39200, 39300)
-    assert cfg.es_url == "https://127.0.0.1:39200" and cfg.bootstrap_servers == "127.0.0.1:39092"
+    assert ports == (28092, 28093, 28200, 28300)
+    assert cfg.es_url == "https://127.0.0.1:28200" and cfg.bootstrap_servers == "127.0.0.1:28092"
     monkeypatch.setenv("KHABAR_SECURE", "1")
     monkeypatch.setenv("KHABAR_SECURE_HOME", str(tmp_path / "sec"))
     monkeypatch.setenv("KHABAR_ES_PORT", "49200")
@@ -578,12 +578,12 @@ def test_passwords_are_random_private_and_kept(tmp_path: Path) -> None:
 
 
 def test_secure_kafka_properties(tmp_path: Path) -> None:
-    cfg = ServicesConfig(home=tmp_path, secure=True, kafka_port=39092, kafka_controller_port=39093,
-                         es_port=39200, es_transport_port=39300)
+    cfg = ServicesConfig(home=tmp_path, secure=True, kafka_port=28092, kafka_controller_port=28093,
+                         es_port=28200, es_transport_port=28300)
     svc.ensure_passwords(cfg)
     props = read_properties(svc.write_kafka_config(cfg))
-    assert props["listeners"] == "SASL_SSL://127.0.0.1:39092,CONTROLLER://127.0.0.1:39093"
-    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:39092"
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:28092,CONTROLLER://127.0.0.1:28093"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:28092"
     assert props["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
     assert props["inter.broker.listener.name"] == "SASL_SSL"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
