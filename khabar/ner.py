@@ -437,6 +437,14 @@ def _cut(bounds: Sequence[tuple[int, int]], breakable: Any) -> list[tuple[int, i
     return out
 
 
+# Which feature templates a form's parts feed, by table: 0 own, 1 as the -1 neighbour, 2 as +1, 3 as -2,
+# 4 as +2 (the groups of :func:`_features`, which is the definition; a test holds the two together).
+_KEY_TEMPLATES = ((0, "w"), (1, "-1w"), (2, "+1w"), (3, "-2w"), (4, "+2w"))
+_STEM_TEMPLATES = ((0, "st"), (1, "-1st"), (2, "+1st"))
+_CLUSTER_TEMPLATES = ((0, "c"), (0, "C"), (1, "-1c"), (1, "-1C"), (2, "+1c"), (2, "+1C"), (3, "-2c"), (4, "+2c"))
+_NO_IDS: dict[str, int] = {}
+
+
 class CRFModel:
     """A trained linear-chain CRF, decoded by ``khabar._crf`` (or numpy where it is not built).
 
@@ -511,9 +519,99 @@ class CRFModel:
             self._tables[t, 0] = weights.get(feat, zero)
         self._n = 1
         self._used = np.zeros(1024, dtype=np.int64)  # serial number of the last document using a row
+        # Feature ids by template and value ("w=كتب" -> _tpl["w"]["كتب"]), and summed "blocks": what one
+        # part of a form (its match form, stem, prefix, suffix, clusters...) adds to all five tables.
+        # A new form's rows are then a sum of about nine cached blocks (see _add_rows).
+        self._tpl: dict[str, dict[str, int]] = {}
+        for attr, i in self._fid.items():
+            name, sep, value = attr.partition("=")
+            if sep:
+                self._tpl.setdefault(name, {})[value] = i
+        self._key_vocab = frozenset().union(*(self._tpl.get(t, {}) for _, t in _KEY_TEMPLATES))
+        self._stem_vocab = frozenset().union(*(self._tpl.get(t, {}) for _, t in _STEM_TEMPLATES))
+        self._reset_blocks()
         self._serial = 0
         # Rows move when the cache is compacted, so a document's look-up and gathers hold the lock.
         self._lock = threading.Lock()
+
+    def _reset_blocks(self) -> None:
+        import numpy as np
+
+        self._blocks = np.zeros((256, 5, len(self.labels)))
+        self._nb = 1  # block 0 adds nothing
+        # Block ids by the part they stand for: clusters, affix, prefix, suffix, stem suffix, shape
+        # and length, match form, stem, lexicon flags.
+        self._block_ids: tuple[dict[Any, int], ...] = tuple({} for _ in range(9))
+
+    def _block(self, parts: Sequence[tuple[int, str, str]]) -> int:
+        """Id of the block summing the weights of ``(table, template, value)`` features, in order."""
+        import numpy as np
+
+        found = [(g, i) for g, t, v in parts if (i := self._tpl.get(t, _NO_IDS).get(v))]
+        if not found:
+            return 0
+        if self._nb == len(self._blocks):
+            grown = np.zeros((2 * len(self._blocks), *self._blocks.shape[1:]))
+            grown[: self._nb] = self._blocks
+            self._blocks = grown
+        block = self._blocks[self._nb]
+        for g, i in found:
+            block[g] += self._w[i]
+        self._nb += 1
+        return self._nb - 1
+
+    def _form_blocks(self, token: str) -> tuple[list[int], str]:
+        """Blocks of one token form (their sum is its five table rows) and its feature form.
+
+        Equal to summing the weights of :func:`_features` group by group (up to float rounding; a
+        test holds them together), without building its strings. Most parts were seen before, so
+        this is mostly dictionary look-ups.
+        """
+        lang = self.language
+        key = token_key(token) or token
+        shape = _shape(token)
+        stem, aff = _stem_fa(token, key) if lang == "fa" else _stem_ar(key)
+        c64, c512 = _cluster(lang, key, stem)
+        make = self._block
+        by_cluster, by_affix, by_prefix, by_suffix, by_ss3, by_shape, by_key, by_stem, by_flags = self._block_ids
+        if (cb := by_cluster.get((c64, c512))) is None:
+            cb = by_cluster[c64, c512] = make([(g, t, c512 if t[-1] == "C" else c64) for g, t in _CLUSTER_TEMPLATES])
+        if (ab := by_affix.get(aff)) is None:
+            ab = by_affix[aff] = make([(0, "af", aff)])
+        k4 = key[:4]
+        if (pb := by_prefix.get(k4)) is None:
+            pb = by_prefix[k4] = make([(0, "p2", key[:2]), (0, "p3", key[:3]), (0, "p4", k4)])
+        s4 = key[-4:]
+        if (sb := by_suffix.get(s4)) is None:
+            sb = by_suffix[s4] = make([(0, f"s{j}", key[-j:]) for j in range(1, 5)])
+        s3 = stem[-3:]
+        if (s3b := by_ss3.get(s3)) is None:
+            s3b = by_ss3[s3] = make([(0, "ss3", s3)])
+        n = min(len(key), 9)
+        if (hb := by_shape.get((shape, n))) is None:
+            hb = by_shape[shape, n] = make([(0, "sh", shape), (0, "ln", _len_bucket(n)),
+                                            (1, "-1sh", shape), (2, "+1sh", shape)])
+        blocks = [cb, ab, pb, sb, s3b, hb]
+        # A form's own match form and stem mostly carry no weight at all (unseen in training).
+        if key in self._key_vocab:
+            if (kb := by_key.get(key)) is None:
+                kb = by_key[key] = make([(g, t, key) for g, t in _KEY_TEMPLATES])
+            blocks.append(kb)
+        if stem in self._stem_vocab:
+            if (tb := by_stem.get(stem)) is None:
+                tb = by_stem[stem] = make([(g, t, stem) for g, t in _STEM_TEMPLATES])
+            blocks.append(tb)
+        words, stems = _lexicon(lang)
+        exact = words.get(key, _NO_FLAGS)
+        stemmed = stems.get(stem, _NO_FLAGS)
+        if exact or stemmed:
+            if (gb := by_flags.get((exact, stemmed))) is None:
+                either = sorted({*exact, *stemmed})
+                gb = by_flags[exact, stemmed] = make([
+                    *((0, "g", f) for f in exact), *((0, "gs", f) for f in stemmed),
+                    *((1, "-1g", f) for f in either), *((2, "+1g", f) for f in either)])
+            blocks.append(gb)
+        return blocks, key
 
     def _add_rows(self, tokens: Sequence[str]) -> None:
         """Sum the weight rows of token forms not seen before (all of a document's at once).
@@ -522,8 +620,6 @@ class CRFModel:
         """
         import numpy as np
 
-        lang = self.language
-        fid = self._fid.get
         new = [t for t in dict.fromkeys(tokens) if t not in self.rows]
         if not new:
             return
@@ -537,26 +633,17 @@ class CRFModel:
             self._lid = np.concatenate([self._lid, np.full(size, -1, dtype=np.int64)])
             self._rid = np.concatenate([self._rid, np.full(size, -1, dtype=np.int64)])
             self._used = np.concatenate([self._used, np.zeros(size, dtype=np.int64)])
-        groups: list[list[int]] = []
-        keys: list[str] = []
-        for token in new:
-            e = _features(token, lang)
-            for feats in e[:5]:
-                groups.append(list(filter(None, map(fid, feats))))
-            keys.append(e[5])
-        # Each group's rows are summed strictly left to right (a reduction over the middle axis adds
-        # whole rows in order, as the former row-by-row loop did); shorter groups are padded with the
-        # zero row 0, and x + 0.0 == x.
-        width = max(map(len, groups))
-        pad = [0] * width
-        ids = np.array([row + pad[len(row):] for row in groups], dtype=np.int64)
-        sums = self._w[ids].sum(1)
+        form_blocks = [self._form_blocks(token) for token in new]
+        width = max(len(b) for b, _ in form_blocks)
+        ids = np.zeros((k, width), dtype=np.int64)
+        for i, (b, _) in enumerate(form_blocks):
+            ids[i, : len(b)] = b
         r0 = self._n
-        self._tables[:, r0: r0 + k] = sums.reshape(k, 5, -1).transpose(1, 0, 2)
+        self._tables[:, r0: r0 + k] = self._blocks[ids].sum(1).transpose(1, 0, 2)
         lget, rget = self._left_ids.get, self._right_ids.get
         self._punct[r0: r0 + k] = [token in _CUT_AFTER for token in new]
-        self._lid[r0: r0 + k] = [lget(key, -1) for key in keys]
-        self._rid[r0: r0 + k] = [rget(key, -1) for key in keys]
+        self._lid[r0: r0 + k] = [lget(key, -1) for _, key in form_blocks]
+        self._rid[r0: r0 + k] = [rget(key, -1) for _, key in form_blocks]
         self._n += k
         self.rows.update(zip(new, range(r0, r0 + k), strict=True))
 
@@ -564,6 +651,7 @@ class CRFModel:
         with self._lock:
             self.rows.clear()
             self._n = 1
+            self._reset_blocks()
 
     def _evict(self) -> None:
         """Keep the most recently used half of the cached forms; the caller holds ``self._lock``.
@@ -588,6 +676,7 @@ class CRFModel:
         new_row = remap.tolist()
         self.rows = {t: new_row[r] for t, r in self.rows.items() if new_row[r] >= 0}
         self._n = m
+        self._reset_blocks()  # their caches grow with the stream's prefixes and suffixes too
 
     def emissions(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
         """Emission scores (tokens x labels) of tokens split into [i, j) sentences.

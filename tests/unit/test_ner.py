@@ -252,3 +252,57 @@ def test_build_lexicon_skips_frequent_words_and_reads_context(tmp_path: Path) ->
     assert "في" not in rows or not any(f[0] in "BILU" for f in rows["في"].strip().split(","))
     assert "xT++" in rows["زبرجدان"].strip().split(",")
     assert "ULOC" in rows["الرياض"].strip().split(",")
+
+
+def _rows_by_definition(model: ner.CRFModel, token: str) -> list[list[float]]:
+    """A form's five table rows as the plain sum of its :func:`ner._features` weights."""
+    import numpy as np
+
+    out = []
+    for group in ner._features(token, model.language)[:5]:
+        row = np.zeros(len(model.labels))
+        for f in group:
+            i = model._fid.get(f)
+            if i:
+                row += model._w[i]
+        out.append(row.tolist())
+    return out
+
+
+_FORM_CHARS = st.sampled_from([*"ابتثجحخدذرزسشصضطظعغفقكلمنهويىةءأإآئؤ", *"پچژگکیۀ", "\u200c", *"0123٤۵",
+                               *"AbZ", "ال", "وال", "های", "ترین", "می\u200c"])
+
+
+def _assert_rows_match(model: ner.CRFModel, tokens: list[str]) -> None:
+    import numpy as np
+
+    model._add_rows(tokens)
+    for token in tokens:
+        got = model._tables[:, model.rows[token]]
+        assert np.allclose(got, _rows_by_definition(model, token), rtol=0, atol=1e-9), token
+
+
+def test_cached_form_blocks_equal_the_feature_definition() -> None:
+    # A new form's rows are summed from cached blocks (cluster, prefix, suffix, ... parts); they must
+    # equal the weights of the feature strings the model was trained on.
+    samples = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+    for lang in ("ar", "fa"):
+        model = ner._model(lang)
+        assert model is not None
+        model._reset_cache()
+        tokens = []
+        for path in sorted(samples.glob("*.txt")):
+            tokens += [t for t in ner._tokens(path.read_text(encoding="utf-8"))[0] if t not in tokens]
+        assert len(tokens) > 500
+        _assert_rows_match(model, tokens)
+        # Parts come back from the block caches for other forms: still equal.
+        _assert_rows_match(model, ["و" + t for t in tokens[:300]] + [t + "ها" for t in tokens[:300]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_FORM_CHARS, min_size=1, max_size=8).map("".join), min_size=1, max_size=5),
+       st.sampled_from(["ar", "fa"]))
+def test_form_blocks_match_the_definition_on_any_form(tokens: list[str], lang: str) -> None:
+    model = ner._model(lang)
+    assert model is not None
+    _assert_rows_match(model, [t for t in tokens if t.strip()] or ["x"])
