@@ -62,7 +62,7 @@ def _lex() -> _Lex:
     trigger_keys = {}
     for lang in ("ar", "fa"):
         # Arabic triggers take the clitics و ب ل ف; they are matched as whole words after them.
-        pre = "(?:[وفبل]|ال)?" if lang == "ar" else ""
+        pre = _TRIGGER_PREFIX[lang]
         groups = "|".join(f"(?P<{p}>{_alt(v.get(lang, []))})" for p, v in preds.items())
         triggers[lang] = re.compile(rf"(?<!{_WORD}){pre}(?:{groups})(?!{_WORD})")
         trigger_keys[lang] = [k for v in preds.values() for k in _keys(v.get(lang, []))]
@@ -76,11 +76,19 @@ def _lex() -> _Lex:
                 locatives=locs, negation=neg, anaphoric=ana)
 
 
-def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int]:
-    """The trigger regex of ``lang`` for :class:`khabar.quotes._Scanner`: regex, literal keys, longest clitic prefix."""
+_TRIGGER_PREFIX = {"ar": "(?:[وفبل]|ال)?", "fa": ""}
+_TRIGGER_PREFIX_CHARS = {"ar": "وفبلا", "fa": ""}  # the letters of those prefixes
+
+
+def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int, str]:
+    """The trigger regex of ``lang`` for :class:`khabar.quotes._Scanner`.
+
+    Returns:
+        The regex, its literal keys, the longest clitic prefix and the letters of the prefixes.
+    """
     lex = _lex()
     # Arabic triggers take a clitic prefix of up to two letters (ال), Persian ones none.
-    return lex.triggers[lang], lex.trigger_keys[lang], 2 if lang == "ar" else 0
+    return lex.triggers[lang], lex.trigger_keys[lang], 2 if lang == "ar" else 0, _TRIGGER_PREFIX_CHARS[lang]
 
 
 def claim_id(predicate: str, participants: Sequence[str], place: str | None) -> str:
@@ -172,14 +180,24 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
     found = [mt for lang in langs for mt in hits["trigger", lang][0]]
     if not found:
         return []
+    # Claims come only from quotes with a speaker (step 2): without one there is nothing to report.
+    if not any(q.get("speaker") for q in quotes):
+        return []
     ents: list[tuple[int, int, str, str]] = []
     for ent in entities:
         for men in ent.get("mentions", ()) or ():
             ents.append((to_m(int(men["start"])), to_m(int(men["end"])), str(ent.get("id")),
                          str(ent.get("type", "")).upper()))
     # A speaker is not a participant of what they report.
-    spk = [(to_m(w["start"]), to_m(w["end"])) for q in quotes for w in (q.get("speaker"), q.get("via")) if w]
-    ents = sorted(e for e in ents if not any(a <= e[0] < b for a, b in spk))
+    # Marked per position, not tested per speaker: an article has many quotes and many mentions.
+    in_speaker = bytearray(len(m) + 1)
+    for q in quotes:
+        for w in (q.get("speaker"), q.get("via")):
+            if w:
+                a, b = to_m(w["start"]), to_m(w["end"])
+                if b > a:
+                    in_speaker[a:b] = b"\x01" * (b - a)
+    ents = sorted(e for e in ents if not in_speaker[e[0]])
 
     def locative(e: tuple[int, int, str, str]) -> bool:
         # "در مسکو", "إلى موسكو", "في العاصمة موسكو", "بموسكو".

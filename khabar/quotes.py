@@ -26,7 +26,7 @@ import json
 import re
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
@@ -65,6 +65,7 @@ _NP_BREAK_RE = re.compile(r'[,:;"()\-\n\[\]]')
 _NP_BREAK_BUT_QUOTE_RE = re.compile(r"[,:;()\n\[\]]")
 _MAX_FIRST_CHARS = 12  # see _word_alt
 _MAX_CUES = 1500  # real articles have tens; more is junk, and each costs a bounded amount of work
+_VERB_PREFIX = {"ar": (1, "وف"), "fa": (0, "")}  # clitic prefix of a reporting verb: longest, letters
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +208,8 @@ def _spellings(key: str) -> list[str]:
 
 
 _ScanName = tuple[str, str]  # (what, language)
+# A scanned regex, its literal keys, the longest clitic prefix it takes, and the letters that prefix is made of.
+_ScanSpec = tuple[re.Pattern[str], Iterable[str], int, str]
 
 
 class _Scanner:
@@ -217,19 +220,20 @@ class _Scanner:
     can start (at a key, or up to ``max_prefix`` characters before it for a clitic prefix), and the
     regex is tried only there, left to right, as ``finditer`` would. The regexes must never match
     the empty string, and every match must contain a spelling of one of the keys (see
-    :func:`_spellings`) after at most ``max_prefix`` characters.
+    :func:`_spellings`) after at most ``max_prefix`` characters, all of them ``prefix_chars``: a
+    place before a key is only tried when the text there is made of those letters.
     """
 
-    def __init__(self, specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]]) -> None:
+    def __init__(self, specs: dict[_ScanName, _ScanSpec]) -> None:
         """Build the automaton.
 
         Args:
-            specs: ``(regex, keys, max_prefix)`` per name.
+            specs: ``(regex, keys, max_prefix, prefix_chars)`` per name.
         """
         self._names = list(specs)
-        self._specs = [(rx, max_prefix) for rx, _keys, max_prefix in specs.values()]
+        self._specs = [(rx, max_prefix, chars) for rx, _keys, max_prefix, chars in specs.values()]
         which: dict[str, set[int]] = {}
-        for i, (_rx, keys, _p) in enumerate(specs.values()):
+        for i, (_rx, keys, _p, _c) in enumerate(specs.values()):
             for key in keys:
                 for sp in _spellings(key):
                     which.setdefault(sp, set()).add(i)
@@ -248,10 +252,15 @@ class _Scanner:
                 for i in ids:
                     starts[i].add(end - back)
         out = []
-        for (rx, max_prefix), keys_at in zip(self._specs, starts, strict=True):
+        for (rx, max_prefix, chars), keys_at in zip(self._specs, starts, strict=True):
             cands = set(keys_at)
-            for k in range(1, max_prefix + 1):
-                cands.update(q - k for q in keys_at if q >= k)
+            if max_prefix:
+                for q in keys_at:
+                    # A prefix of k letters holds the prefix of k - 1: stop at the first other letter.
+                    for k in range(1, min(max_prefix, q) + 1):
+                        if text[q - k] not in chars:
+                            break
+                        cands.add(q - k)
             found = []
             pos = 0
             for c in sorted(cands):
@@ -288,7 +297,7 @@ def _res() -> _Res:
                 # Keyed without spaces: "می گوید", "میگوید" and "می‌گوید" are one cue.
                 verbs[match_key(form).replace(" ", "")] = _Cue(group["stance"], group["order"])
         # Arabic verbs take a و/ف conjunction prefix; Persian ones are written apart.
-        prefix = "(?P<pre>[وف])?" if lang == "ar" else "(?P<pre>)"
+        prefix = f"(?P<pre>[{_VERB_PREFIX[lang][1]}])?" if _VERB_PREFIX[lang][0] else "(?P<pre>)"
         # "گفت و گو" / "گفتگو" (talks) is not the verb "گفت".
         tail = "(?! ?و? ?گو)" if lang == "fa" else ""
         forms = [match_key(f) for g in spec["verbs"] for f in g["forms"]]
@@ -351,13 +360,13 @@ def _scanner(lang_keys: tuple[str, ...]) -> _Scanner:
     from khabar.claims import trigger_spec  # claims imports this module
 
     res = _res()
-    specs: dict[_ScanName, tuple[re.Pattern[str], Iterable[str], int]] = {}
+    specs: dict[_ScanName, _ScanSpec] = {}
     for k in lang_keys:
         lang = res.langs[k]
-        specs["verb", k] = (lang.verb_re, lang.verb_keys, 1)
-        specs["according", k] = (lang.according_re or _NEVER, lang.according_keys, 1)
+        specs["verb", k] = (lang.verb_re, lang.verb_keys, *_VERB_PREFIX[k])
+        specs["according", k] = (lang.according_re or _NEVER, lang.according_keys, 1, "و")
         specs["trigger", k] = trigger_spec(k)
-    specs["outlet", ""] = (res.outlets_re, res.outlets_keys, 1)
+    specs["outlet", ""] = (res.outlets_re, res.outlets_keys, 1, "لو")
     return _Scanner(specs)
 
 
@@ -414,6 +423,8 @@ class _Doc:
     # Whole-text matches, per language of ``langs``: reporting verbs and "according to"; outlet names.
     verb_hits: list[list[re.Match[str]]] = field(default_factory=list)
     verb_cands: list[set[int]] = field(default_factory=list)  # every place where a verb_re.match may succeed
+    any_verb_cand: set[int] | frozenset[int] = frozenset()  # the union of verb_cands
+    from_re: re.Pattern[str] = _NEVER  # "عن" / "از قول" of the document's languages
     according_hits: list[list[re.Match[str]]] = field(default_factory=list)
     outlet_hits: list[re.Match[str]] = field(default_factory=list)
 
@@ -437,13 +448,12 @@ class _Doc:
         return min(self.boundaries[i] if i < len(self.boundaries) else len(self.m), p + _SENTENCE_CAP)
 
     def mentions_in(self, s: int, e: int) -> list[_Mention]:
-        i = bisect_left(self.mention_starts, s)
-        out = []
-        while i < len(self.mentions) and self.mentions[i].start < e:
-            if self.mentions[i].end <= e:
-                out.append(self.mentions[i])
-            i += 1
-        return out
+        starts = self.mention_starts
+        i = bisect_left(starts, s)
+        j = bisect_left(starts, e, i)
+        if i >= j:  # the usual case: no mention starts in the window
+            return []
+        return [x for x in self.mentions[i:j] if x.end <= e]
 
     def is_excluded(self, s: int, e: int) -> bool:
         return any(a <= s and e <= b for a, b in self.excluded)
@@ -476,6 +486,8 @@ def _build_doc(
     hits = whole_text_hits(m, tuple(lang_keys))
     doc.verb_hits = [hits["verb", k][0] for k in lang_keys]
     doc.verb_cands = [hits["verb", k][1] for k in lang_keys]
+    doc.any_verb_cand = doc.verb_cands[0] if len(lang_keys) == 1 else set().union(*doc.verb_cands)
+    doc.from_re = _from_re(tuple(w for lang in doc.langs for w in lang.from_source))
     doc.according_hits = [hits["according", k][0] for k in lang_keys]
     doc.outlet_hits = hits["outlet", ""][0]
     return doc
@@ -635,6 +647,7 @@ def _np_forward(doc: _Doc, s: int, e: int, max_tokens: int = 9) -> tuple[int, in
     pos = s
     skip_to = -1
     first = ""
+    cue_cands = doc.any_verb_cand
     for mt in _TOKEN_RE.finditer(m, s, e):
         if mt.start() < skip_to:
             end = pos = mt.end()
@@ -660,7 +673,7 @@ def _np_forward(doc: _Doc, s: int, e: int, max_tokens: int = 9) -> tuple[int, in
         if n == 1 and first in res.one_of and tok in res.of_words:
             end = pos = mt.end()
             continue
-        if n and (tok in res.stops or _is_cue_token(doc, mt.start())):
+        if n and (tok in res.stops or (mt.start() in cue_cands and _is_cue_token(doc, mt.start()))):
             break
         if n and tok.startswith("ل") and _outlet_at(doc, mt.start() + 1, mt.end()):
             break
@@ -765,7 +778,7 @@ def _has_speaker_head(doc: _Doc, s: int, e: int) -> bool:
     for men in doc.mentions_in(s, e):
         if men.type in ("PER", "ORG", "LOC", "GPE", "NORP"):
             return True
-    for tok, _a, _b in _tokens(doc.m, s, e)[:4]:
+    for tok in _TOKEN_RE.findall(doc.m, s, e)[:4]:
         if _is_role(tok) or tok in res.outlet_heads or tok in res.pronouns:
             return True
     return bool(
@@ -776,6 +789,8 @@ def _has_speaker_head(doc: _Doc, s: int, e: int) -> bool:
 
 
 def _is_cue_token(doc: _Doc, p: int) -> bool:
+    if p not in doc.any_verb_cand:  # most tokens: no verb cue can start there
+        return False
     return any(p in cands and lang.verb_re.match(doc.m, p) for lang, cands in zip(doc.langs, doc.verb_cands,
                                                                                    strict=True))
 
@@ -790,7 +805,7 @@ def _outlet_at(doc: _Doc, s: int, e: int) -> bool:
 def _gloss(doc: _Doc, s: int, e: int, affiliation: tuple[str, str] | None) -> str:
     """An English name for a described speaker: role + adjectives in English order."""
     res = _res()
-    toks = [t for t, _a, _b in _tokens(doc.m, s, e)]
+    toks = _TOKEN_RE.findall(doc.m, s, e)
     one = match_key("یکی")
     head = next((res.roles.get(t) or res.roles[t[2:]] for t in toks if _is_role(t) and t != one), None)
     adjs = [res.adjectives[t] for t in toks if t in res.adjectives]
@@ -835,23 +850,71 @@ def _title_re(stems: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\W+".join(parts))
 
 
+def _is_word_char(ch: str) -> bool:
+    r"""``re.match(r"\w", ch)`` for one character: ``\w`` is exactly str.isalnum and the underscore."""
+    return ch.isalnum() or ch == "_"
+
+
+def _title_spans(m: str, stems: tuple[str, ...], endpos: int) -> Iterator[tuple[int, int]]:
+    r"""The spans of ``_title_re(stems).finditer(m, 0, endpos)``, without compiling a regex per title.
+
+    Every title is new, so the regex was compiled for nearly every call. When no stem is empty the
+    regex never needs to backtrack: a stem starts with a word character, so each ``\w*`` must take
+    the whole run of word characters and each ``\W+`` the whole run of others. Walking the text
+    that way from each place where the first stem occurs finds the same matches (empty stems fall
+    back to the regex).
+    """
+    if not all(stems):
+        for mt in _title_re(stems).finditer(m, 0, endpos):
+            yield mt.span()
+        return
+    first, rest = stems[0], stems[1:]
+    p = m.find(first, 0, endpos)
+    while p >= 0:
+        end = _title_end(m, p, first, rest, endpos)
+        if end < 0:
+            p = m.find(first, p + 1, endpos)
+        else:
+            yield p, end
+            p = m.find(first, end, endpos)
+
+
+def _title_end(m: str, p: int, first: str, rest: tuple[str, ...], endpos: int) -> int:
+    """End of the title match starting at ``p`` (where ``first`` occurs), or -1 (see :func:`_title_spans`)."""
+    if p > 0 and _is_word_char(m[p - 1]):
+        return -1
+    i = p + len(first)
+    while i < endpos and _is_word_char(m[i]):
+        i += 1
+    for stem in rest:
+        j = i
+        while j < endpos and not _is_word_char(m[j]):
+            j += 1
+        if j == i or j + len(stem) > endpos or not m.startswith(stem, j):
+            return -1
+        i = j + len(stem)
+        while i < endpos and _is_word_char(m[i]):
+            i += 1
+    return i
+
+
 def _title_coref(doc: _Doc, s: int, e: int) -> _Mention | None:
     """A person named earlier next to the same title (نائب وزير الخارجية … حسين أمير عبد اللهيان)."""
     res = _res()
-    toks = _tokens(doc.m, s, e)
-    if len(toks) < 2 or toks[0][0] not in res.roles:
+    toks = _TOKEN_RE.findall(doc.m, s, e)
+    if len(toks) < 2 or toks[0] not in res.roles:
         return None
-    stems = tuple(t[:-1] for t, _a, _b in toks[:3])
+    stems = tuple(t[:-1] for t in toks[:3])
     # Most titles are not repeated earlier: a stem missing there rules out a match without a regex.
     if any(st and doc.m.find(st, 0, s) < 0 for st in stems):
         return None
-    for mt in _title_re(stems).finditer(doc.m, 0, s):
-        after = doc.mentions_in(mt.end(), mt.end() + 60)
+    for mt_start, mt_end in _title_spans(doc.m, stems, s):
+        after = doc.mentions_in(mt_end, mt_end + 60)
         per = next((x for x in after if x.type == "PER"), None)
         if per:
             return per
-        before = [x for x in doc.mentions_in(max(0, mt.start() - 60), mt.start()) if x.type == "PER"]
-        if before and doc.m[before[-1].end : mt.start()].strip(" ,") == "":
+        before = [x for x in doc.mentions_in(max(0, mt_start - 60), mt_start) if x.type == "PER"]
+        if before and doc.m[before[-1].end : mt_start].strip(" ,") == "":
             return before[-1]
     return None
 
@@ -866,8 +929,8 @@ def _speaker(doc: _Doc, s: int, e: int) -> dict[str, Any] | None:
         e -= 1
     if s >= e:
         return None
-    toks = _tokens(m, s, e)
-    first = toks[0][0] if toks else ""
+    first_tok = _TOKEN_RE.search(m, s, e)
+    first = first_tok.group() if first_tok else ""
     described = _is_role(first) or first in res.outlet_heads
     mens = doc.mentions_in(s, e)
     pers = [x for x in mens if x.type == "PER"]
@@ -923,7 +986,8 @@ def _outlet_lookup(doc: _Doc, s: int, e: int) -> tuple[str, str] | None:
 
 
 def _head_is_outlet(doc: _Doc, s: int, e: int) -> bool:
-    return any(t in _res().outlet_heads for t, _a, _b in _tokens(doc.m, s, e))
+    heads = _res().outlet_heads
+    return any(t in heads for t in _TOKEN_RE.findall(doc.m, s, e))
 
 
 def _is_outlet(doc: _Doc, s: int, e: int) -> bool:
@@ -1002,9 +1066,8 @@ def _source_chain(doc: _Doc, s: int, e: int) -> tuple[tuple[int, int] | None, li
     """Split ``عن X، عن Y`` / ``از قول X`` in ``[s, e)``: (last non-anonymous source NP, outlet NPs)."""
     res = _res()
     m = doc.m
-    pat = _from_re(tuple(w for lang in doc.langs for w in lang.from_source))
     sources: list[tuple[int, int]] = []
-    for mt in pat.finditer(m, s, e):
+    for mt in doc.from_re.finditer(m, s, e):
         np = _np_forward(doc, mt.end(), e)
         if np:
             # An unnamed-source marker right after the phrase makes it anonymous.
@@ -1014,8 +1077,9 @@ def _source_chain(doc: _Doc, s: int, e: int) -> tuple[tuple[int, int] | None, li
             sources.append(np)
     if not sources:
         return None, []
-    outlets = [x for x in sources if _is_outlet(doc, *x)]
-    people = [x for x in sources if not _is_outlet(doc, *x)]
+    is_outlet = [_is_outlet(doc, *x) for x in sources]
+    outlets = [x for x, o in zip(sources, is_outlet, strict=True) if o]
+    people = [x for x, o in zip(sources, is_outlet, strict=True) if not o]
     return (people[-1] if people else None), outlets
 
 
@@ -1066,9 +1130,9 @@ def _para_end(doc: _Doc, p: int) -> int:
 def _bare_name_before_content(doc: _Doc, s: int, e: int) -> bool:
     """A short phrase of unknown words directly followed by a quote, a colon or "أن"/"إن"."""
     res = _res()
-    toks = _tokens(doc.m, s, e)
+    toks = _TOKEN_RE.findall(doc.m, s, e)
     if not 1 <= len(toks) <= 3 or any(t in res.stops or t in res.pronouns or t in _CLITIC_PRONOUNS
-                                       for t, _a, _b in toks):
+                                       for t in toks):
         return False
     rest = doc.m[e : e + 12].lstrip(" ,")
     if rest[:1] in (":", '"'):
@@ -1109,7 +1173,7 @@ def _recent_subject(doc: _Doc, p: int, since: int) -> _Mention | None:
     for men in reversed(cands):
         ss = doc.sent_start(men.start)
         s = _strip_connectives(m, ss, men.start)
-        if len(_tokens(m, s, men.start)) <= 1:
+        if _word_count(m, 2, s, men.start) <= 1:
             return men
     return None
 
@@ -1152,8 +1216,8 @@ def _attribute_cue(
         content = compl.end()
     if cue.order == "vso":
         after = _np_forward(doc, ce, region_end)
-        prev_tok = _tokens(m, max(0, mt.start() - 12), mt.start())
-        if prev_tok and prev_tok[-1][0] in _res().relatives:
+        prev_tok = _TOKEN_RE.findall(m, max(0, mt.start() - 12), mt.start())
+        if prev_tok and prev_tok[-1] in _res().relatives:
             after = None
         if after and _has_speaker_head(doc, *after) and m[ce:after[0]].strip() == "":
             first = _TOKEN_RE.search(m, after[0])
@@ -1336,7 +1400,10 @@ def _attr_before(doc: _Doc, o: int, cues_before: list[tuple[re.Match[str], _Cue,
 def _attr_after(doc: _Doc, c: int, o: int, last_speaker: dict | None) -> _Attr | None:
     """Attribution after the quote: "…"، نقلت الوكالة عن مسؤول …; … را «…» خطاب کرده است."""
     m = doc.m
-    end = min(len(m), c + _AHEAD, doc.sent_end(c + 1) + 1)
+    end = min(len(m), c + _AHEAD)
+    if not _find_cues(doc, c + 1, end):  # most quotes: no cue follows closely, no sentence end to find
+        return None
+    end = min(end, doc.sent_end(c + 1) + 1)
     for mt, cue in _find_cues(doc, c + 1, end):
         gap = m[c + 1 : mt.start()]
         if cue.order == "naming" or (cue.order == "sov" and cue.stance == "assert"):

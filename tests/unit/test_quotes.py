@@ -324,3 +324,44 @@ def test_direct_quote_after_colon_is_reported_once():
             "«تبون صبح روز سه شنبه یک تماس تلفنی از اردوغان دریافت کرد.»")
     qs = extract_quotes(text, "fa", [])
     assert [q["kind"] for q in qs] == ["direct"]
+
+
+# --------------------------------------------------------------------------------------------
+# Fast paths equal their plain definitions
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from khabar.quotes import _is_word_char, _scanner, _title_re, _title_spans  # noqa: E402
+
+_TITLE_ALPHABET = st.sampled_from(list("نائبوزيرال _-.,\n«»1٢"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.text(_TITLE_ALPHABET, max_size=60),
+    stems=st.lists(st.text(st.sampled_from(list("نائبوزيرال")), max_size=3), min_size=1, max_size=3),
+    cut=st.integers(0, 60),
+)
+def test_title_spans_equal_the_title_regex(text: str, stems: list[str], cut: int) -> None:
+    key = tuple(stems)
+    endpos = min(cut, len(text))
+    assert list(_title_spans(text, key, endpos)) == [mt.span() for mt in _title_re(key).finditer(text, 0, endpos)]
+
+
+@given(st.characters())
+def test_is_word_char_is_backslash_w(ch: str) -> None:
+    assert _is_word_char(ch) == bool(re.match(r"\w", ch))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(list("وفبلاالقالتأكدنفىگفتاعلامکردبه گزارش رويترز ,.\n")), max_size=80))
+def test_scanner_finds_what_finditer_finds(text: str) -> None:
+    # The prefix-letter filter of the scanner must not lose a match of any scanned regex.
+    for langs in (("ar",), ("fa",), ("ar", "fa")):
+        scanner = _scanner(langs)
+        hits = scanner.scan(text)
+        for name, (rx, _max_prefix, _chars) in zip(scanner._names, scanner._specs, strict=True):
+            found, cands = hits[name]
+            assert [mt.span() for mt in found] == [mt.span() for mt in rx.finditer(text)]
+            assert all(mt.start() in cands for mt in rx.finditer(text))
