@@ -27,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from hashlib import blake2b
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +54,7 @@ class _Rules:
     bylines: tuple[re.Pattern[str], ...]
     separators: tuple[str, ...]
     separator_keys: tuple[str, ...]
+    separator_needles: tuple[str, ...]  # the separator keys with a space either side, as looked for in a line
     dateline_max: int
 
 
@@ -75,6 +75,7 @@ def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
 @lru_cache(maxsize=1)
 def _rules() -> _Rules:
     d = json.loads(_DATA.read_text(encoding="utf-8"))
+    separator_keys = tuple(k for k in dict.fromkeys(match_key(x.strip()) for x in d["title_separators"]) if k)
     return _Rules(
         lines=frozenset(match_key(x) for x in d["lines"]),
         patterns=tuple(re.compile(p) for p in d["patterns"]),
@@ -83,9 +84,8 @@ def _rules() -> _Rules:
         credits=tuple(re.compile(p) for p in d["credit_patterns"]),
         bylines=tuple(re.compile(p) for p in d["byline_patterns"]),
         separators=tuple(d["title_separators"]),
-        separator_keys=tuple(
-            k for k in dict.fromkeys(match_key(x.strip()) for x in d["title_separators"]) if k
-        ),
+        separator_keys=separator_keys,
+        separator_needles=tuple(f" {k} " for k in separator_keys),
         dateline_max=int(d["dateline_max_chars"]),
     )
 
@@ -109,7 +109,9 @@ class FurnitureLearner:
 
     Pure and bounded: at most ``max_sources`` sources (least recently seen dropped) and at most
     ``max_lines`` counted lines per source (the rarest dropped when full). Lines are kept as
-    8-byte hashes of their match form. One learner per worker is enough.
+    64-bit hashes of their match form (Python's string hash: a line's match form is hashed anyway
+    when it is looked up, so the key costs nothing; the learner lives in one process, so the
+    per-process hash seed does not matter). One learner per worker is enough.
 
     Example:
         >>> learner = FurnitureLearner(min_docs=3)
@@ -134,17 +136,17 @@ class FurnitureLearner:
         self.min_share = min_share
         self.max_line_chars = max_line_chars
         self._docs: OrderedDict[str, int] = OrderedDict()
-        self._counts: dict[str, dict[bytes, int]] = {}
+        self._counts: dict[str, dict[int, int]] = {}
 
     @staticmethod
-    def _key(line: str) -> bytes:
-        return blake2b(match_key(line).encode("utf-8"), digest_size=8).digest()
+    def _key(line: str) -> int:
+        return hash(match_key(line))
 
     def observe(self, source: str, lines: Iterable[str]) -> None:
         """Count the distinct short lines of one document of ``source``."""
         self._observe(source, lines, self._key)
 
-    def _observe(self, source: str, lines: Iterable[str], key: Callable[[str], bytes]) -> None:
+    def _observe(self, source: str, lines: Iterable[str], key: Callable[[str], int]) -> None:
         keys = {key(x) for x in lines if x.strip() and len(x) <= self.max_line_chars}
         if source in self._docs:
             self._docs.move_to_end(source)
@@ -167,7 +169,7 @@ class FurnitureLearner:
         """True if ``line`` appeared in at least ``min_share`` of ``source``'s documents."""
         return self._is_furniture(source, line, self._key)
 
-    def _is_furniture(self, source: str, line: str, key: Callable[[str], bytes]) -> bool:
+    def _is_furniture(self, source: str, line: str, key: Callable[[str], int]) -> bool:
         docs = self._docs.get(source, 0)
         if docs < self.min_docs or len(line) > self.max_line_chars:
             return False
@@ -178,7 +180,7 @@ class FurnitureLearner:
         return sum(len(c) for c in self._counts.values())
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
     start: int
     end: int
@@ -220,15 +222,18 @@ def _word_counts(key: str, spans: list[tuple[int, int]]) -> list[int] | None:
 
 
 def _lines(text: str, norm: Normalized) -> list[_Line]:
-    out: list[_Line] = []
     key_text = norm.match
     found = [(m.span(), m.group()) for m in _LINE_RE.finditer(key_text)]
-    counts = _word_counts(key_text, [span for span, _ in found]) if found else None
-    for i, ((a, b), key) in enumerate(found):
-        s, e = norm.to_source(a, b, "match")
-        words = counts[i] if counts is not None else len(_WORD_RE.findall(key))
-        out.append(_Line(s, e, text[s:e], key, words))
-    return out
+    if not found:
+        return []
+    spans = [span for span, _ in found]
+    counts = _word_counts(key_text, spans)
+    if counts is None:
+        counts = [len(_WORD_RE.findall(key)) for _, key in found]
+    return [
+        _Line(s, e, text[s:e], key, words)
+        for (s, e), (_, key), words in zip(norm.spans_to_source(spans, "match"), found, counts, strict=True)
+    ]
 
 
 def _is_furniture(line: _Line, rules: _Rules) -> str | None:
@@ -299,18 +304,12 @@ def analyse(
         return st
 
     # The learner keys a line by its match form, which is already at hand: normalisation is local to the token,
-    # so match_key(line.text) == line.key (a unit test holds it to that). Hash each line once per document.
+    # so match_key(line.text) == line.key (a unit test holds it to that).
     match_form = {ln.text: ln.key for ln in lines}
-    known: dict[str, bytes] = {}
 
-    def line_key(line: str) -> bytes:
-        k = known.get(line)
-        if k is None:
-            key = match_form.get(line)
-            k = known[line] = (
-                FurnitureLearner._key(line) if key is None else blake2b(key.encode("utf-8"), digest_size=8).digest()
-            )
-        return k
+    def line_key(line: str) -> int:
+        key = match_form.get(line)
+        return FurnitureLearner._key(line) if key is None else hash(key)
 
     own_learner = type(learner) is FurnitureLearner  # a subclass may override the public methods
     last = len(lines) - 1
@@ -339,8 +338,8 @@ def analyse(
     keys = {ln.key: i for i, ln in reversed(list(enumerate(lines)))}
     title_idx: int | None = None
     for i, ln in enumerate(lines[:8]):
-        for sep_key in rules.separator_keys:
-            cut = ln.key.rfind(" " + sep_key + " ")
+        for sep_key in rules.separator_needles:
+            cut = ln.key.rfind(sep_key)
             if cut > 0:
                 head = ln.key[:cut]
                 j = keys.get(head)
@@ -438,6 +437,8 @@ def analyse(
         break
 
     body_parts: list[str] = []
+    # _disp_index, inlined: it runs twice per body line.
+    display, dmap, nd = norm.display, norm.display_map, len(norm.display)
     for ln in lines:
         if ln.role:
             continue
@@ -445,7 +446,7 @@ def analyse(
             st.removed.append({"start": ln.start, "end": ln.end, "text": ln.text, "reason": ln.reason})
         else:
             st.body_spans.append((ln.start, ln.end))
-            body_parts.append(norm.display[_disp_index(norm, ln.start) : _disp_index(norm, ln.end)].strip())
+            body_parts.append(display[bisect_left(dmap, ln.start, 0, nd) : bisect_left(dmap, ln.end, 0, nd)].strip())
     st.body = "\n\n".join(p for p in body_parts if p)
 
     if learner is not None and source:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
@@ -198,6 +198,10 @@ class Normalized:
     match_map: tuple[int, ...]
     display_ends: tuple[int, ...] = field(default=(), repr=False)
     match_ends: tuple[int, ...] = field(default=(), repr=False)
+    # True when the ends never decrease, so the end of a span is that of its last character; the fast path
+    # checks this (it always holds there), other constructions leave it False and the maximum is taken.
+    display_ends_ordered: bool = field(default=False, repr=False, compare=False)
+    match_ends_ordered: bool = field(default=False, repr=False, compare=False)
 
     def to_source(self, start: int, end: int, form: str = "match") -> tuple[int, int]:
         """Map the span ``[start, end)`` of the display or match form to a span of ``source``.
@@ -211,9 +215,9 @@ class Normalized:
             ``(s, e)`` with ``0 <= s <= e <= len(source)``; ``source[s:e]`` produced the span.
         """
         if form == "match":
-            starts, ends, n = self.match_map, self.match_ends, len(self.match)
+            starts, ends, n, ordered = self.match_map, self.match_ends, len(self.match), self.match_ends_ordered
         elif form == "display":
-            starts, ends, n = self.display_map, self.display_ends, len(self.display)
+            starts, ends, n, ordered = self.display_map, self.display_ends, len(self.display), self.display_ends_ordered
         else:
             raise ValueError(f"unknown form {form!r}")
         start = min(max(start, 0), n)
@@ -222,8 +226,33 @@ class Normalized:
             s = starts[start]
             return s, s
         s = starts[start]
-        e = max(ends[i] for i in range(start, end)) if end - start < 4 else max(ends[start:end])
+        if ordered:
+            e = ends[end - 1]
+        else:
+            e = max(ends[i] for i in range(start, end)) if end - start < 4 else max(ends[start:end])
         return s, max(e, s)
+
+    def spans_to_source(self, spans: Iterable[tuple[int, int]], form: str = "match") -> list[tuple[int, int]]:
+        """:meth:`to_source` of many non-empty spans, each within the chosen form.
+
+        Args:
+            spans: ``(start, end)`` pairs with ``0 <= start < end <= len(form)``.
+            form: ``"match"`` or ``"display"``.
+
+        Returns:
+            ``[to_source(start, end, form), ...]`` in the order of ``spans``.
+        """
+        if form == "match":
+            starts, ends, ordered = self.match_map, self.match_ends, self.match_ends_ordered
+        elif form == "display":
+            starts, ends, ordered = self.display_map, self.display_ends, self.display_ends_ordered
+        else:
+            raise ValueError(f"unknown form {form!r}")
+        out: list[tuple[int, int]] = []
+        for a, b in spans:
+            s = starts[a]
+            out.append((s, max(ends[b - 1] if ordered else max(ends[a:b]), s)))
+        return out
 
 
 def _pass(
@@ -706,7 +735,14 @@ def _normalize_fast(text: str) -> Normalized | None:
         match_map=_as_tuple(mstarts, n),
         display_ends=_as_tuple(dend) if any_crlf else _as_tuple(dpos, None, display_runs, 1),
         match_ends=_as_tuple(mends),
+        display_ends_ordered=_ordered(dend),
+        match_ends_ordered=_ordered(mends),
     )
+
+
+def _ordered(values: np.ndarray) -> bool:
+    """True if ``values`` never decrease."""
+    return bool((values[1:] >= values[:-1]).all())
 
 
 _RECENT: dict[str, Normalized] = {}

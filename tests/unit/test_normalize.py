@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pyarabic.araby as araby
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,3 +152,22 @@ def test_vectorised_path_equals_reference_path() -> None:
             checked += 1
             assert fast == _normalize(text), repr(text)
     assert checked > 1000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_UNICODE, min_size=2, max_size=5).map("\n".join).map(lambda s: s * 4))
+def test_ordered_ends_and_span_batches_equal_the_plain_definition(text: str) -> None:
+    # Long enough for the vectorised path, which marks ends that never decrease so a span ends where its last
+    # character does; spans_to_source is to_source over many spans. Both must equal the maximum over the span.
+    norm = normalize(text)
+    for form, out, ends, ordered in (
+        ("display", norm.display, norm.display_ends, norm.display_ends_ordered),
+        ("match", norm.match, norm.match_ends, norm.match_ends_ordered),
+    ):
+        # Only the vectorised path sets the flag; where set, it must be true.
+        assert not ordered or all(a <= b for a, b in pairwise(ends))
+        spans = [(i, j) for i in range(0, len(out), 7) for j in (i + 1, min(i + 13, len(out)), len(out)) if j > i]
+        starts = norm.display_map if form == "display" else norm.match_map
+        plain = [(starts[i], max(max(ends[i:j]), starts[i])) for i, j in spans]
+        assert norm.spans_to_source(spans, form) == plain
+        assert [norm.to_source(i, j, form) for i, j in spans] == plain
