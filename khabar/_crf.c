@@ -279,12 +279,99 @@ fail:
     return NULL;
 }
 
+
+/* emissions(tables, rows, bounds, lid, rid, pair_codes, pair_lv, pair_rv, n_right, em)
+ *
+ * The emission scores of khabar.ner.CRFModel._emissions, with the same additions in the same order:
+ * tables:     float64 (5 x forms x labels): a form's own row, then as the -1, +1, -2, +2 neighbour;
+ *             row 0 of tables 1-4 stands for the sentence boundary
+ * rows:       int64 (tokens) the form row of every token
+ * bounds:     int64 (sentences x 2) [start, end) token ranges; neighbours never cross them
+ * lid, rid:   int64 (forms) the form's left / right id in the bigram pairs (-1: none)
+ * pair_codes: int64 (pairs) sorted left_id * n_right + right_id
+ * pair_lv, pair_rv: float64 (pairs x labels) what a pair adds to its left / right token
+ * em:         float64 (tokens x labels) receives the scores
+ */
+static PyObject *emissions(PyObject *self, PyObject *args) {
+    PyObject *o[9];
+    long long n_right;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &n_right, &o[8]))
+        return NULL;
+    static const char kinds[9] = {'d', 'q', 'q', 'q', 'q', 'q', 'd', 'd', 'd'};
+    static const char *names[9] = {"tables", "rows", "bounds", "lid", "rid", "pair_codes", "pair_lv",
+                                   "pair_rv", "em"};
+    Py_buffer b[9];
+    int got = 0;
+    for (; got < 9; got++)
+        if (get_buf(o[got], &b[got], kinds[got], got == 8, names[got]) < 0) goto done;
+    {
+        const double *tab = b[0].buf;
+        const int64_t *rows = b[1].buf, *bounds = b[2].buf, *lid = b[3].buf, *rid = b[4].buf;
+        const int64_t *codes = b[5].buf;
+        const double *lv = b[6].buf, *rv = b[7].buf;
+        double *em = b[8].buf;
+        Py_ssize_t nt = b[1].len / 8, ns = b[2].len / 16, nforms = b[3].len / 8, np_ = b[5].len / 8;
+        Py_ssize_t nl = nt ? b[8].len / 8 / nt : 0;
+        if (b[8].len != (Py_ssize_t)(nt * nl * 8) || b[0].len != (Py_ssize_t)(5 * nforms * nl * 8) ||
+            b[4].len != b[3].len || b[6].len != (Py_ssize_t)(np_ * nl * 8) || b[7].len != b[6].len) {
+            PyErr_SetString(PyExc_ValueError, "emissions(): array shapes disagree");
+            goto done;
+        }
+        for (Py_ssize_t t = 0; t < nt; t++)
+            if (rows[t] < 0 || rows[t] >= nforms) {
+                PyErr_SetString(PyExc_IndexError, "emissions(): row out of range");
+                goto done;
+            }
+        const Py_ssize_t stride = nforms * nl;
+        for (Py_ssize_t s = 0; s < ns; s++) {
+            Py_ssize_t a = bounds[2 * s], z = bounds[2 * s + 1];
+            if (a < 0 || z > nt || a > z) {
+                PyErr_SetString(PyExc_IndexError, "emissions(): sentence out of range");
+                goto done;
+            }
+            for (Py_ssize_t i = a; i < z; i++) {
+                const double *own = tab + rows[i] * nl;
+                const double *p1 = tab + stride + (i - 1 >= a ? rows[i - 1] : 0) * nl;
+                const double *n1 = tab + 2 * stride + (i + 1 < z ? rows[i + 1] : 0) * nl;
+                const double *p2 = tab + 3 * stride + (i - 2 >= a ? rows[i - 2] : 0) * nl;
+                const double *n2 = tab + 4 * stride + (i + 2 < z ? rows[i + 2] : 0) * nl;
+                double *e = em + i * nl;
+                for (Py_ssize_t l = 0; l < nl; l++) e[l] = own[l] + p1[l] + n1[l] + p2[l] + n2[l];
+            }
+            /* Bigram pairs inside the sentence: a token gets its right-hand share before its left one. */
+            for (Py_ssize_t i = a; i + 1 < z; i++) {
+                int64_t li = lid[rows[i]], ri = rid[rows[i + 1]];
+                if (li < 0 || ri < 0 || np_ == 0) continue;
+                int64_t code = li * n_right + ri;
+                Py_ssize_t lo = 0, hi = np_;
+                while (lo < hi) {
+                    Py_ssize_t mid = (lo + hi) / 2;
+                    if (codes[mid] < code) lo = mid + 1; else hi = mid;
+                }
+                if (lo >= np_ || codes[lo] != code) continue;
+                double *e0 = em + i * nl, *e1 = em + (i + 1) * nl;
+                const double *l0 = lv + lo * nl, *r0 = rv + lo * nl;
+                for (Py_ssize_t l = 0; l < nl; l++) e1[l] += r0[l];
+                for (Py_ssize_t l = 0; l < nl; l++) e0[l] += l0[l];
+            }
+        }
+    }
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(&b[k]);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"tokenize", tokenize, METH_O,
      "tokenize(text) -> (tokens, starts, ends): khabar.ner's tokens with their offsets."},
     {"decode", decode, METH_VARARGS,
      "decode(em, pieces, trans, exp_trans, o_id, out, conf): Viterbi labels into out and, where a "
      "piece has an entity label and conf is not None, the chosen labels' marginals into conf."},
+    {"emissions", emissions, METH_VARARGS,
+     "emissions(tables, rows, bounds, lid, rid, pair_codes, pair_lv, pair_rv, n_right, em): the "
+     "emission scores of a document's tokens into em."},
     {NULL, NULL, 0, NULL},
 };
 

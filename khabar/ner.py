@@ -19,6 +19,7 @@ All offsets are indices into the input string, so ``text[start:end]`` is the men
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import threading
@@ -63,6 +64,7 @@ _compiled = _load_compiled()
 _cdecode: Callable[..., None] | None = _compiled.decode if _compiled is not None else None
 _ctokenize: Callable[[str], tuple[list[str], list[int], list[int]]] | None = (
     _compiled.tokenize if _compiled is not None else None)
+_cemissions: Callable[..., None] | None = getattr(_compiled, "emissions", None)
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 
 # A token is a run of letters/digits with Arabic combining marks, tatweel and ZWNJ/ZWJ kept inside
@@ -73,6 +75,7 @@ _TOKEN_RE = re.compile(rf"\d+(?:[.,\u066b\u066c/:]\d+)+|(?:[^\W_]|[{_MARKS}])+|\
 # The same tokens for a text without "_": one character class is much faster than the alternation.
 _FAST_TOKEN_RE = re.compile(rf"\d+(?:[.,\u066b\u066c/:]\d+)+|[\w{_MARKS}]+|\S")
 _SENT_END = frozenset({".", "!", "?", "؟", "…"})
+_SENT_END_RE = re.compile("[" + re.escape("".join(sorted(_SENT_END))) + "]")
 _LATIN_RE = re.compile(r"[A-Za-z]")
 
 # Minimal script folding, used only if khabar.normalize.match_key is unavailable. It mirrors what a
@@ -693,8 +696,10 @@ class CRFModel:
             get = self.rows.get
             rows_l = list(map(get, tokens))
             if None in rows_l:
-                self._add_rows([t for r, t in zip(rows_l, tokens, strict=True) if r is None])
-                rows_l = list(map(get, tokens))
+                missing = [i for i, r in enumerate(rows_l) if r is None]
+                self._add_rows([tokens[i] for i in missing])
+                for i in missing:
+                    rows_l[i] = get(tokens[i])
             rows = np.array(rows_l, dtype=np.int64)
             self._serial += 1
             self._used[rows] = self._serial
@@ -704,6 +709,11 @@ class CRFModel:
         import numpy as np
 
         nt = len(rows)
+        if _cemissions is not None:
+            em = np.empty((nt, self._tables.shape[2]))
+            _cemissions(self._tables, rows, np.array(bounds, dtype=np.int64).reshape(-1, 2), self._lid, self._rid,
+                        self._pair_codes, self._pair_lv, self._pair_rv, self._n_right, em)
+            return em, self._punct[rows]
         if len(bounds) == 1:
             pos = np.arange(nt)
             rem = pos[::-1]
@@ -851,7 +861,9 @@ class CRFModel:
         typ = self._type_id[ids]
         first = np.zeros(len(ids), dtype=bool)
         first[[i for i, _ in bounds]] = True
-        prev = np.roll(typ, 1)
+        prev = np.empty_like(typ)  # the previous token's type; a sentence's first token ignores it
+        prev[0] = 0
+        prev[1:] = typ[:-1]
         begin = (typ > 0) & (self._is_b[ids] | first | (prev != typ))
         a = np.flatnonzero(begin)
         if not len(a):
@@ -938,11 +950,14 @@ def _tokens(text: str) -> tuple[list[str], list[int], list[int]]:
 
 def _sentences(text: str, tokens: list[str], starts: list[int]) -> list[tuple[int, int]]:
     """Token ranges [i, j) of sentences: one ends after . ! ? ؟ … or at a line break."""
-    import bisect
-
     n = len(tokens)
-    # Those characters are never part of a longer token (numbers excepted, which do not end sentences).
-    ends = {i + 1 for i, t in enumerate(tokens) if t in _SENT_END}
+    # A sentence ends after a token that is one of those characters (in a number they are inside a
+    # longer token); finding the characters in the text is cheaper than testing every token.
+    ends = set()
+    for m in _SENT_END_RE.finditer(text):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i >= 0 and tokens[i] in _SENT_END:
+            ends.add(i + 1)
     p = text.find("\n")
     while p >= 0:
         ends.add(bisect.bisect_left(starts, p))

@@ -210,9 +210,11 @@ def test_compiled_decoder_matches_numpy_decoder(monkeypatch: pytest.MonkeyPatch)
     docs.append(("قال " + "الوزير محمد بن سلمان " * 40 + ".", "ar"))  # one sentence cut into pieces
     assert len(docs) >= 6
     assert ner._cdecode is _crf.decode
+    assert ner._cemissions is _crf.emissions
     compiled = [ner.tag_spans(t, lang) for t, lang in docs]
     monkeypatch.setattr(ner, "_cdecode", None)
     monkeypatch.setattr(ner, "_ctokenize", None)
+    monkeypatch.setattr(ner, "_cemissions", None)
     numpy_ = [ner.tag_spans(t, lang) for t, lang in docs]
     assert compiled == numpy_
     assert sum(map(len, compiled)) > 50
@@ -306,3 +308,42 @@ def test_form_blocks_match_the_definition_on_any_form(tokens: list[str], lang: s
     model = ner._model(lang)
     assert model is not None
     _assert_rows_match(model, [t for t in tokens if t.strip()] or ["x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"ab ١2.!?؟…,\n", "3.5", "...", "x.y", " . "]), max_size=40).map("".join))
+def test_sentence_ends_found_in_the_text_equal_the_token_test(text: str) -> None:
+    tokens, starts, _ = ner._tokens(text)
+    got = ner._sentences(text, tokens, starts)
+    # Definition: a sentence ends after a token that is a sentence-end character, or at a line break.
+    ends = {i + 1 for i, t in enumerate(tokens) if t in ner._SENT_END}
+    ends |= {sum(s < p for s in starts) for p, c in enumerate(text) if c == "\n"}
+    ends.add(len(tokens))
+    expected, start = [], 0
+    for e in sorted(ends):
+        if e > start:
+            expected.append((start, e))
+            start = e
+    assert got == expected
+
+
+def test_compiled_emissions_equal_numpy_emissions_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from khabar import _crf
+
+    samples = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+    assert ner._cemissions is _crf.emissions
+    for path in sorted(samples.glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        tokens, starts, _ = ner._tokens(text)
+        bounds = ner._sentences(text, tokens, starts)
+        for lang in ("ar", "fa"):
+            model = ner._model(lang)
+            assert model is not None
+            em_c, punct_c = model.emissions(tokens, bounds)
+            with monkeypatch.context() as m:
+                m.setattr(ner, "_cemissions", None)
+                em_np, punct_np = model.emissions(tokens, bounds)
+            assert np.array_equal(em_c, em_np) and np.array_equal(punct_c, punct_np)
+            assert np.abs(em_c).sum() > 0
