@@ -630,21 +630,22 @@ def _trigger_automaton() -> Any:
     return auto
 
 
-def _after_triggers(doc: _Doc, starts: np.ndarray) -> list[int]:
-    """Indices ``i + 1`` of the tokens ``i`` (starting at ``starts``) that are trigger words, in order.
+def _after_triggers(doc: _Doc) -> list[int]:
+    """Indices ``i + 1`` of the document's tokens ``i`` that are trigger words, in order.
 
     One Aho-Corasick pass over the working string, keeping matches that are whole tokens, so a long
     document's tokens are never all cut out of the string.
     """
     auto = _trigger_automaton()
-    if not len(starts) or not len(auto):
+    starts = doc.starts
+    if not starts or not len(auto):
         return []
     flags = doc.alnum_flags  # 0 after the end: a match ending the string is followed by no letter
     out: list[int] = []
     for last, n in auto.iter(doc.w):
         first = last - n + 1
         if (first == 0 or not flags[first - 1]) and not flags[last + 1]:
-            out.append(int(np.searchsorted(starts, first)) + 1)
+            out.append(bisect.bisect_left(starts, first) + 1)
     return out
 
 
@@ -730,7 +731,7 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
     w = doc.w
     starts, ends = doc.starts, doc.ends
     # Candidates: tokens right after a title or given name, and tokens whose (first) NER span is PER.
-    cand: set[int] = set(_after_triggers(doc, doc.token_starts))
+    cand: set[int] = set(_after_triggers(doc))
     in_per: set[int] = set()
     if ner_w:
         seen: set[int] = set()

@@ -51,7 +51,7 @@ def test_working_string_and_maps(text: str) -> None:
     assert list(zip(doc.starts, doc.ends, strict=True)) == tokens
     trig = E._trigger_words()
     expected = [i + 1 for i, (s, e) in enumerate(tokens) if doc.w[s:e] in trig]
-    assert E._after_triggers(doc, doc.token_starts) == expected
+    assert E._after_triggers(doc) == expected
 
 
 _SURNAME_LIKE = st.text(st.sampled_from(list("ابتثجحخدرزسشصطعغفقكلمنهوي")), min_size=5, max_size=14)
