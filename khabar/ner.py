@@ -542,6 +542,10 @@ class CRFModel:
 
         self._blocks = np.zeros((256, 5, len(self.labels)))
         self._nb = 1  # block 0 adds nothing
+        # Affix, prefix and suffix parts only feed a form's own row, and they are most of the parts:
+        # kept as single rows, they take a fifth of the memory.
+        self._own = np.zeros((256, len(self.labels)))
+        self._no = 1
         # Block ids by the part they stand for: clusters, affix, prefix, suffix, stem suffix, shape
         # and length, match form, stem, lexicon flags.
         self._block_ids: tuple[dict[Any, int], ...] = tuple({} for _ in range(9))
@@ -553,6 +557,8 @@ class CRFModel:
         found = [(g, i) for g, t, v in parts if (i := self._tpl.get(t, _NO_IDS).get(v))]
         if not found:
             return 0
+        if all(g == 0 for g, _ in found):
+            return -self._own_row([i for _, i in found])
         if self._nb == len(self._blocks):
             grown = np.zeros((2 * len(self._blocks), *self._blocks.shape[1:]))
             grown[: self._nb] = self._blocks
@@ -563,8 +569,23 @@ class CRFModel:
         self._nb += 1
         return self._nb - 1
 
+    def _own_row(self, fids: Sequence[int]) -> int:
+        import numpy as np
+
+        if self._no == len(self._own):
+            grown = np.zeros((2 * len(self._own), self._own.shape[1]))
+            grown[: self._no] = self._own
+            self._own = grown
+        row = self._own[self._no]
+        for i in fids:
+            row += self._w[i]
+        self._no += 1
+        return self._no - 1
+
     def _form_blocks(self, token: str) -> tuple[list[int], str]:
         """Blocks of one token form (their sum is its five table rows) and its feature form.
+
+        A block id below 0 is row ``-id`` of the own-row table (a part that only feeds the form's own row).
 
         Equal to summing the weights of :func:`_features` group by group (up to float rounding; a
         test holds them together), without building its strings. Most parts were seen before, so
@@ -641,8 +662,12 @@ class CRFModel:
         ids = np.zeros((k, width), dtype=np.int64)
         for i, (b, _) in enumerate(form_blocks):
             ids[i, : len(b)] = b
+        full = np.where(ids > 0, ids, 0)
+        own = np.where(ids < 0, -ids, 0)
+        sums = self._blocks[full].sum(1)
+        sums[:, 0] += self._own[own].sum(1)
         r0 = self._n
-        self._tables[:, r0: r0 + k] = self._blocks[ids].sum(1).transpose(1, 0, 2)
+        self._tables[:, r0: r0 + k] = sums.transpose(1, 0, 2)
         lget, rget = self._left_ids.get, self._right_ids.get
         self._punct[r0: r0 + k] = [token in _CUT_AFTER for token in new]
         self._lid[r0: r0 + k] = [lget(key, -1) for _, key in form_blocks]
