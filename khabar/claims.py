@@ -62,7 +62,7 @@ def _lex() -> _Lex:
     trigger_keys = {}
     for lang in ("ar", "fa"):
         # Arabic triggers take the clitics و ب ل ف; they are matched as whole words after them.
-        pre = _TRIGGER_PREFIX[lang]
+        pre = _prefix_re(_TRIGGER_PREFIXES[lang])
         groups = "|".join(f"(?P<{p}>{_alt(v.get(lang, []))})" for p, v in preds.items())
         triggers[lang] = re.compile(rf"(?<!{_WORD}){pre}(?:{groups})(?!{_WORD})")
         trigger_keys[lang] = [k for v in preds.values() for k in _keys(v.get(lang, []))]
@@ -76,8 +76,15 @@ def _lex() -> _Lex:
                 locatives=locs, negation=neg, anaphoric=ana)
 
 
-_TRIGGER_PREFIX = {"ar": "(?:[وفبل]|ال)?", "fa": ""}
-_TRIGGER_PREFIX_CHARS = {"ar": "وفبلا", "fa": ""}  # the letters of those prefixes
+# Arabic triggers take one clitic (و ف ب ل) or the article; Persian ones none.
+_TRIGGER_PREFIXES = {"ar": ("و", "ف", "ب", "ل", "ال"), "fa": ()}
+
+
+def _prefix_re(prefixes: Sequence[str]) -> str:
+    """An optional group matching one of ``prefixes`` (longest first)."""
+    if not prefixes:
+        return ""
+    return "(?:" + "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True)) + ")?"
 
 
 def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int, str]:
@@ -87,8 +94,9 @@ def trigger_spec(lang: str) -> tuple[re.Pattern[str], list[str], int, str]:
         The regex, its literal keys, the longest clitic prefix and the letters of the prefixes.
     """
     lex = _lex()
-    # Arabic triggers take a clitic prefix of up to two letters (ال), Persian ones none.
-    return lex.triggers[lang], lex.trigger_keys[lang], 2 if lang == "ar" else 0, _TRIGGER_PREFIX_CHARS[lang]
+    prefixes = _TRIGGER_PREFIXES[lang]
+    return (lex.triggers[lang], lex.trigger_keys[lang], max(map(len, prefixes), default=0),
+            "".join(sorted(set("".join(prefixes)))))
 
 
 def claim_id(predicate: str, participants: Sequence[str], place: str | None) -> str:
@@ -163,7 +171,8 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
         "stance", "by", "by_names", "evidence"}``; ``by`` lists the entity ids of the speakers (or
         their affiliation) and of the outlets the statements came through.
     """
-    if not text:
+    # Claims come only from quotes with a speaker (step 2): without one there is nothing to report.
+    if not text or not any(q.get("speaker") for q in quotes):
         return []
     lex = _lex()
     norm = normalize(text)
@@ -179,9 +188,6 @@ def extract_claims(text: str, language: str, entities: Sequence[dict], quotes: l
     hits = whole_text_hits(m, tuple(langs))
     found = [mt for lang in langs for mt in hits["trigger", lang][0]]
     if not found:
-        return []
-    # Claims come only from quotes with a speaker (step 2): without one there is nothing to report.
-    if not any(q.get("speaker") for q in quotes):
         return []
     ents: list[tuple[int, int, str, str]] = []
     for ent in entities:

@@ -448,6 +448,13 @@ _CLUSTER_TEMPLATES = ((0, "c"), (0, "C"), (1, "-1c"), (1, "-1C"), (2, "+1c"), (2
 _NO_IDS: dict[str, int] = {}
 
 
+def _doubled(rows: Any) -> Any:
+    """``rows`` with as many zero rows appended (a table of cached sums grows by doubling)."""
+    import numpy as np
+
+    return np.concatenate([rows, np.zeros_like(rows)])
+
+
 class CRFModel:
     """A trained linear-chain CRF, decoded by ``khabar._crf`` (or numpy where it is not built).
 
@@ -551,18 +558,17 @@ class CRFModel:
         self._block_ids: tuple[dict[Any, int], ...] = tuple({} for _ in range(9))
 
     def _block(self, parts: Sequence[tuple[int, str, str]]) -> int:
-        """Id of the block summing the weights of ``(table, template, value)`` features, in order."""
-        import numpy as np
+        """Id of the block summing the weights of ``(table, template, value)`` features, in order.
 
+        0 when none has a weight; below 0 (``-row`` of the own-row table) when all feed the own table.
+        """
         found = [(g, i) for g, t, v in parts if (i := self._tpl.get(t, _NO_IDS).get(v))]
         if not found:
             return 0
         if all(g == 0 for g, _ in found):
             return -self._own_row([i for _, i in found])
         if self._nb == len(self._blocks):
-            grown = np.zeros((2 * len(self._blocks), *self._blocks.shape[1:]))
-            grown[: self._nb] = self._blocks
-            self._blocks = grown
+            self._blocks = _doubled(self._blocks)
         block = self._blocks[self._nb]
         for g, i in found:
             block[g] += self._w[i]
@@ -570,12 +576,8 @@ class CRFModel:
         return self._nb - 1
 
     def _own_row(self, fids: Sequence[int]) -> int:
-        import numpy as np
-
         if self._no == len(self._own):
-            grown = np.zeros((2 * len(self._own), self._own.shape[1]))
-            grown[: self._no] = self._own
-            self._own = grown
+            self._own = _doubled(self._own)
         row = self._own[self._no]
         for i in fids:
             row += self._w[i]
