@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 import ahocorasick
@@ -328,29 +328,53 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     n = len(w)
     aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
     starts, ends = doc.starts, doc.ends
-    ents = gz.entities()
     keys = index.keys
     cands: list[tuple[int, int, str]] = []
-    ar = lang == "ar"
+    if lang == "ar":
+        # Token boundaries: this runs for every automaton hit, most inside words. An Arabic name ends its
+        # token (no suffix), which rules out half of the hits at once.
+        for end, key in index.automaton.iter(w):
+            e = end + 1
+            if aln[e]:
+                continue
+            s = e - len(key)
+            if s > 0 and aln[s - 1]:
+                # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
+                # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
+                ts = starts[bisect.bisect_right(starts, s - 1) - 1]
+                if s - ts > _MAX_PREFIX + 1:
+                    continue
+                clitics = w[ts:s]
+                if clitics not in _AR_PREFIXES:
+                    continue
+                cands.append((s - 2 if clitics.endswith("ال") else s, e, key))
+            else:
+                cands.append((s, e, key))
+    else:
+        _other_hits(w, aln, starts, ends, index, cands)
+    cands.sort(key=lambda h: (h[0] - h[1], h[0]))
+    taken = bytearray(n + 1)
+    out: list[_Hit] = []
+    for start, e, key in cands:
+        if taken.find(1, start, e) >= 0:
+            continue
+        taken[start:e] = b"\x01" * (e - start)
+        out.append(_Hit(start, e, key, keys[key]))
+    out.sort(key=lambda h: h.start)
+    return out
+
+
+def _other_hits(w: str, aln: bytes, starts: list[int], ends: list[int], index: _Index,
+                cands: list[tuple[int, int, str]]) -> None:
+    """Candidate hits of a Persian (or unknown-language) text: whole tokens, or a name and a suffix."""
+    ents = gz.entities()
+    keys = index.keys
     for end, key in index.automaton.iter(w):
         e = end + 1
         s = e - len(key)
-        # Token boundaries: this runs for every automaton hit, most inside words.
-        start = s
         if s > 0 and aln[s - 1]:
-            if not ar or aln[e]:
-                continue
-            # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
-            # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
-            ts = starts[bisect.bisect_right(starts, s - 1) - 1]
-            if s - ts > _MAX_PREFIX + 1 or w[ts:s] not in _AR_PREFIXES:
-                continue
-            if w[ts:s].endswith("ال"):
-                start = s - 2
-            cands.append((start, e, key))
-        elif aln[e]:
-            if ar:
-                continue
+            continue
+        if aln[e]:
             # A Persian suffix after the hit is the rest of its token, looked at up to _MAX_SUFFIX + 1
             # letters ahead (as a walk along the letters would); ی/ای do not follow a place.
             te = ends[bisect.bisect_right(starts, e) - 1]
@@ -362,16 +386,6 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
                 cands.append((s, e, key))
         else:
             cands.append((s, e, key))
-    cands.sort(key=lambda h: (h[0] - h[1], h[0]))
-    taken = bytearray(n + 1)
-    out: list[_Hit] = []
-    for start, e, key in cands:
-        if taken.find(1, start, e) >= 0:
-            continue
-        taken[start:e] = b"\x01" * (e - start)
-        out.append(_Hit(start, e, key, keys[key]))
-    out.sort(key=lambda h: h.start)
-    return out
 
 
 def _prev_token(w: str, pos: int) -> str | None:
@@ -693,6 +707,11 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
                 h.entity_id = min(full, key=lambda n: ents[n.entity_id].attrs.get("kind") != "country")\
                     .entity_id
             established.setdefault(h.entity_id, h.start)
+    # The first NER span holding a hit: NER spans come in text order, so when their starts and ends both
+    # never decrease it is the first of those starting at or before the hit whose end reaches the hit's end.
+    ner_a = [a for a, _, _ in ner_w]
+    ner_b = [b for _, b, _ in ner_w]
+    ordered = all(x <= y for x, y in pairwise(ner_a)) and all(x <= y for x, y in pairwise(ner_b))
     for h in hits:
         if h.entity_id is not None:
             continue
@@ -700,13 +719,18 @@ def extract_entities(text: str, language: str, *, exclude: Sequence[tuple[int, i
         if known:
             h.entity_id = min(known, key=lambda eid: abs(established[eid] - h.start))
             continue
-        for a, b, t in ner_w:
-            if a <= h.start and h.end <= b:
-                typed = [n.entity_id for n in h.names if ents[n.entity_id].type == t]
-                if len(typed) == 1:
-                    h.entity_id = typed[0]
-                    established.setdefault(h.entity_id, h.start)
-                break
+        if ordered:
+            k = bisect.bisect_right(ner_a, h.start)
+            j = bisect.bisect_left(ner_b, h.end, 0, k)
+            holder = ner_w[j] if j < k else None
+        else:
+            holder = next(((a, b, t) for a, b, t in ner_w if a <= h.start and h.end <= b), None)
+        if holder is not None:
+            t = holder[2]
+            typed = [n.entity_id for n in h.names if ents[n.entity_id].type == t]
+            if len(typed) == 1:
+                h.entity_id = typed[0]
+                established.setdefault(h.entity_id, h.start)
     titles, given = _title_keys()
     linked = []
     for h in hits:

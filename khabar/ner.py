@@ -128,6 +128,16 @@ def token_key(token: str) -> str:
     return _fold(token).translate(_DIGITS0)
 
 
+# The run-time row cache keeps each form's result: its look-ups skip match_key's LRU cache, which they
+# would only churn (a new form is computed once); training keeps the cached token_key.
+_fold_once: Callable[[str], str] = getattr(_fold, "__wrapped__", _fold)
+
+
+def _token_key_once(token: str) -> str:
+    """:func:`token_key` without the shared cache."""
+    return _fold_once(token).translate(_DIGITS0)
+
+
 def tokenize(text: str) -> list[tuple[int, int]]:
     """Split text into tokens.
 
@@ -584,8 +594,8 @@ class CRFModel:
         self._no += 1
         return self._no - 1
 
-    def _form_blocks(self, token: str) -> tuple[list[int], str]:
-        """Blocks of one token form (their sum is its five table rows) and its feature form.
+    def _form_blocks(self, tokens: Sequence[str]) -> list[tuple[list[int], str]]:
+        """Blocks of each token form (their sum is its five table rows) and its feature form.
 
         A block id below 0 is row ``-id`` of the own-row table (a part that only feeds the form's own row).
 
@@ -594,50 +604,58 @@ class CRFModel:
         this is mostly dictionary look-ups.
         """
         lang = self.language
-        key = token_key(token) or token
-        shape = _shape(token)
-        stem, aff = _stem_fa(token, key) if lang == "fa" else _stem_ar(key)
-        c64, c512 = _cluster(lang, key, stem)
+        fa = lang == "fa"
+        _cluster(lang, "", "")  # loads the table
+        clusters = _clusters[lang]
+        words, stems = _lexicon(lang)
         make = self._block
         by_cluster, by_affix, by_prefix, by_suffix, by_ss3, by_shape, by_key, by_stem, by_flags = self._block_ids
-        if (cb := by_cluster.get((c64, c512))) is None:
-            cb = by_cluster[c64, c512] = make([(g, t, c512 if t[-1] == "C" else c64) for g, t in _CLUSTER_TEMPLATES])
-        if (ab := by_affix.get(aff)) is None:
-            ab = by_affix[aff] = make([(0, "af", aff)])
-        k4 = key[:4]
-        if (pb := by_prefix.get(k4)) is None:
-            pb = by_prefix[k4] = make([(0, "p2", key[:2]), (0, "p3", key[:3]), (0, "p4", k4)])
-        s4 = key[-4:]
-        if (sb := by_suffix.get(s4)) is None:
-            sb = by_suffix[s4] = make([(0, f"s{j}", key[-j:]) for j in range(1, 5)])
-        s3 = stem[-3:]
-        if (s3b := by_ss3.get(s3)) is None:
-            s3b = by_ss3[s3] = make([(0, "ss3", s3)])
-        n = min(len(key), 9)
-        if (hb := by_shape.get((shape, n))) is None:
-            hb = by_shape[shape, n] = make([(0, "sh", shape), (0, "ln", _len_bucket(n)),
-                                            (1, "-1sh", shape), (2, "+1sh", shape)])
-        blocks = [cb, ab, pb, sb, s3b, hb]
-        # A form's own match form and stem mostly carry no weight at all (unseen in training).
-        if key in self._key_vocab:
-            if (kb := by_key.get(key)) is None:
-                kb = by_key[key] = make([(g, t, key) for g, t in _KEY_TEMPLATES])
-            blocks.append(kb)
-        if stem in self._stem_vocab:
-            if (tb := by_stem.get(stem)) is None:
-                tb = by_stem[stem] = make([(g, t, stem) for g, t in _STEM_TEMPLATES])
-            blocks.append(tb)
-        words, stems = _lexicon(lang)
-        exact = words.get(key, _NO_FLAGS)
-        stemmed = stems.get(stem, _NO_FLAGS)
-        if exact or stemmed:
-            if (gb := by_flags.get((exact, stemmed))) is None:
-                either = sorted({*exact, *stemmed})
-                gb = by_flags[exact, stemmed] = make([
-                    *((0, "g", f) for f in exact), *((0, "gs", f) for f in stemmed),
-                    *((1, "-1g", f) for f in either), *((2, "+1g", f) for f in either)])
-            blocks.append(gb)
-        return blocks, key
+        key_vocab, stem_vocab = self._key_vocab, self._stem_vocab
+        out: list[tuple[list[int], str]] = []
+        for token in tokens:
+            key = _token_key_once(token) or token
+            shape = _shape(token)
+            stem, aff = _stem_fa(token, key) if fa else _stem_ar(key)
+            c64, c512 = clusters.get(key) or clusters.get(stem) or _NO_CLUSTER
+            if (cb := by_cluster.get((c64, c512))) is None:
+                cb = by_cluster[c64, c512] = make([(g, t, c512 if t[-1] == "C" else c64)
+                                                   for g, t in _CLUSTER_TEMPLATES])
+            if (ab := by_affix.get(aff)) is None:
+                ab = by_affix[aff] = make([(0, "af", aff)])
+            k4 = key[:4]
+            if (pb := by_prefix.get(k4)) is None:
+                pb = by_prefix[k4] = make([(0, "p2", key[:2]), (0, "p3", key[:3]), (0, "p4", k4)])
+            s4 = key[-4:]
+            if (sb := by_suffix.get(s4)) is None:
+                sb = by_suffix[s4] = make([(0, f"s{j}", key[-j:]) for j in range(1, 5)])
+            s3 = stem[-3:]
+            if (s3b := by_ss3.get(s3)) is None:
+                s3b = by_ss3[s3] = make([(0, "ss3", s3)])
+            n = min(len(key), 9)
+            if (hb := by_shape.get((shape, n))) is None:
+                hb = by_shape[shape, n] = make([(0, "sh", shape), (0, "ln", _len_bucket(n)),
+                                                (1, "-1sh", shape), (2, "+1sh", shape)])
+            blocks = [cb, ab, pb, sb, s3b, hb]
+            # A form's own match form and stem mostly carry no weight at all (unseen in training).
+            if key in key_vocab:
+                if (kb := by_key.get(key)) is None:
+                    kb = by_key[key] = make([(g, t, key) for g, t in _KEY_TEMPLATES])
+                blocks.append(kb)
+            if stem in stem_vocab:
+                if (tb := by_stem.get(stem)) is None:
+                    tb = by_stem[stem] = make([(g, t, stem) for g, t in _STEM_TEMPLATES])
+                blocks.append(tb)
+            exact = words.get(key, _NO_FLAGS)
+            stemmed = stems.get(stem, _NO_FLAGS)
+            if exact or stemmed:
+                if (gb := by_flags.get((exact, stemmed))) is None:
+                    either = sorted({*exact, *stemmed})
+                    gb = by_flags[exact, stemmed] = make([
+                        *((0, "g", f) for f in exact), *((0, "gs", f) for f in stemmed),
+                        *((1, "-1g", f) for f in either), *((2, "+1g", f) for f in either)])
+                blocks.append(gb)
+            out.append((blocks, key))
+        return out
 
     def _add_rows(self, tokens: Sequence[str]) -> None:
         """Sum the weight rows of token forms not seen before (all of a document's at once).
@@ -659,7 +677,7 @@ class CRFModel:
             self._lid = np.concatenate([self._lid, np.full(size, -1, dtype=np.int64)])
             self._rid = np.concatenate([self._rid, np.full(size, -1, dtype=np.int64)])
             self._used = np.concatenate([self._used, np.zeros(size, dtype=np.int64)])
-        form_blocks = [self._form_blocks(token) for token in new]
+        form_blocks = self._form_blocks(new)
         width = max(len(b) for b, _ in form_blocks)
         ids = np.zeros((k, width), dtype=np.int64)
         for i, (b, _) in enumerate(form_blocks):

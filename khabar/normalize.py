@@ -386,9 +386,10 @@ def _split_points(s: str, persian_yeh: Callable[[int], bool], verb_prefixes: boo
             start = end - len(comp) + 1
             if len(comp) > len(longest.get(start, "")):
                 longest[start] = comp
-        for start, comp in longest.items():
-            for off in t.compound_splits[comp]:
-                points.add(start + off)
+        if longest:
+            for start, comp in longest.items():
+                for off in t.compound_splits[comp]:
+                    points.add(start + off)
     for m in t.suffix_re.finditer(s):
         a = m.start()
         if a >= 2 and _is_letter(s[a - 1]) and _is_letter(s[a - 2]):
@@ -405,6 +406,8 @@ def _split_points(s: str, persian_yeh: Callable[[int], bool], verb_prefixes: boo
             if word in t.prefix_exact or word.startswith(t.prefix_blocked):
                 continue
             points.add(b)
+    if not points:  # most strings, e.g. every token the NER has not seen: no sort, no generator
+        return []
     return sorted(p for p in points if 0 < p < len(s) and s[p - 1] != " " and s[p] != " ")
 
 
@@ -820,11 +823,15 @@ def match_key(text: str) -> str:
     if "\n" not in text and "\r" not in text and t.display_special_chars.search(text) is None:
         d = text.translate(t.display_table) if t.display_chars.search(text) else text
         if "\n" not in d:
-            d = " ".join(filter(None, d.split(" ")))
+            # Collapsing and stripping spaces changes nothing in a string without one (a single token).
+            if " " in d:
+                d = " ".join(filter(None, d.split(" ")))
             m = t.match_delete.sub("", _fold_match(d))
-            m = " ".join(filter(None, m.split(" ")))
+            if " " in m:
+                m = " ".join(filter(None, m.split(" ")))
             persian_yeh: Callable[[int], bool] | None = None
-            if t.prefix_re.search(m) is None:
+            has_prefix = t.prefix_re.search(m) is not None
+            if not has_prefix:
                 persian_yeh = _never
             elif "\n" not in m and _PERSIAN_YEH in d and t.match_keeps_persian_yeh is not None:
                 # The verb-prefix rule asks whether a ي was written ی: fold a second time leaving ی as it is. Both
@@ -835,7 +842,8 @@ def match_key(text: str) -> str:
             elif "\n" not in m and _PERSIAN_YEH not in d:
                 persian_yeh = _never
             if persian_yeh is not None:
-                points = _split_points(m, persian_yeh)
+                # Without a verb-prefix match anywhere, the verb-prefix rule has nothing to look at.
+                points = _split_points(m, persian_yeh, verb_prefixes=has_prefix)
                 if not points:
                     return m
                 parts, pos = [], 0
