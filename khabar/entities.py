@@ -657,8 +657,10 @@ def _after_triggers(doc: _Doc) -> list[int]:
     flags = doc.alnum_flags  # 0 after the end: a match ending the string is followed by no letter
     out: list[int] = []
     for last, n in auto.iter(doc.w):
+        if flags[last + 1]:  # ends inside a word, as most hits do
+            continue
         first = last - n + 1
-        if (first == 0 or not flags[first - 1]) and not flags[last + 1]:
+        if first == 0 or not flags[first - 1]:
             out.append(bisect.bisect_left(starts, first) + 1)
     return out
 
