@@ -325,35 +325,12 @@ class _Hit:
 
 def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     w = doc.w
-    n = len(w)
     aln = doc.alnum_flags  # aln[i] == w[i].isalnum(), and aln[n] == 0
-    starts, ends = doc.starts, doc.ends
-    keys = index.keys
-    cands: list[tuple[int, int, str]] = []
-    if lang == "ar":
-        # Token boundaries: this runs for every automaton hit, most inside words. An Arabic name ends its
-        # token (no suffix), which rules out half of the hits at once.
-        for end, key in index.automaton.iter(w):
-            e = end + 1
-            if aln[e]:
-                continue
-            s = e - len(key)
-            if s > 0 and aln[s - 1]:
-                # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
-                # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
-                ts = starts[bisect.bisect_right(starts, s - 1) - 1]
-                if s - ts > _MAX_PREFIX + 1:
-                    continue
-                clitics = w[ts:s]
-                if clitics not in _AR_PREFIXES:
-                    continue
-                cands.append((s - 2 if clitics.endswith("ال") else s, e, key))
-            else:
-                cands.append((s, e, key))
-    else:
-        _other_hits(w, aln, starts, ends, index, cands)
+    find = _ar_hits if lang == "ar" else _other_hits
+    cands = find(w, aln, doc.starts, doc.ends, index)
     cands.sort(key=lambda h: (h[0] - h[1], h[0]))
-    taken = bytearray(n + 1)
+    keys = index.keys
+    taken = bytearray(len(w) + 1)
     out: list[_Hit] = []
     for start, e, key in cands:
         if taken.find(1, start, e) >= 0:
@@ -364,11 +341,36 @@ def _gazetteer_hits(doc: _Doc, lang: str, index: _Index) -> list[_Hit]:
     return out
 
 
-def _other_hits(w: str, aln: bytes, starts: list[int], ends: list[int], index: _Index,
-                cands: list[tuple[int, int, str]]) -> None:
+def _ar_hits(w: str, aln: bytes, starts: list[int], ends: list[int], index: _Index) -> list[tuple[int, int, str]]:
+    """Candidate hits of an Arabic text: whole tokens, or a name after clitics (start, end, key)."""
+    cands: list[tuple[int, int, str]] = []
+    # This runs for every automaton hit, most inside words. An Arabic name ends its token (no suffix),
+    # which rules out half of the hits at once.
+    for end, key in index.automaton.iter(w):
+        e = end + 1
+        if aln[e]:
+            continue
+        s = e - len(key)
+        if s > 0 and aln[s - 1]:
+            # The clitics before the hit are the start of its token: one of _AR_PREFIXES, looked up
+            # at most _MAX_PREFIX + 1 letters back (as a walk along the letters would).
+            ts = starts[bisect.bisect_right(starts, s - 1) - 1]
+            if s - ts > _MAX_PREFIX + 1:
+                continue
+            clitics = w[ts:s]
+            if clitics not in _AR_PREFIXES:
+                continue
+            cands.append((s - 2 if clitics.endswith("ال") else s, e, key))
+        else:
+            cands.append((s, e, key))
+    return cands
+
+
+def _other_hits(w: str, aln: bytes, starts: list[int], ends: list[int], index: _Index) -> list[tuple[int, int, str]]:
     """Candidate hits of a Persian (or unknown-language) text: whole tokens, or a name and a suffix."""
     ents = gz.entities()
     keys = index.keys
+    cands: list[tuple[int, int, str]] = []
     for end, key in index.automaton.iter(w):
         e = end + 1
         s = e - len(key)
@@ -386,6 +388,7 @@ def _other_hits(w: str, aln: bytes, starts: list[int], ends: list[int], index: _
                 cands.append((s, e, key))
         else:
             cands.append((s, e, key))
+    return cands
 
 
 def _prev_token(w: str, pos: int) -> str | None:

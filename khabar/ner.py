@@ -250,11 +250,16 @@ def word_rank(key: str, language: str) -> int | None:
 _NO_CLUSTER = ("-", "-")
 
 
-def _cluster(language: str, key: str, stem: str) -> tuple[str, str]:
+def _cluster_table(language: str) -> dict[str, tuple[str, str]]:
     table = _clusters.get(language)
     if table is None:
         load_clusters(language)
         table = _clusters[language]
+    return table
+
+
+def _cluster(language: str, key: str, stem: str) -> tuple[str, str]:
+    table = _cluster_table(language)
     return table.get(key) or table.get(stem) or _NO_CLUSTER
 
 
@@ -605,8 +610,7 @@ class CRFModel:
         """
         lang = self.language
         fa = lang == "fa"
-        _cluster(lang, "", "")  # loads the table
-        clusters = _clusters[lang]
+        clusters = _cluster_table(lang)
         words, stems = _lexicon(lang)
         make = self._block
         by_cluster, by_affix, by_prefix, by_suffix, by_ss3, by_shape, by_key, by_stem, by_flags = self._block_ids

@@ -386,10 +386,9 @@ def _split_points(s: str, persian_yeh: Callable[[int], bool], verb_prefixes: boo
             start = end - len(comp) + 1
             if len(comp) > len(longest.get(start, "")):
                 longest[start] = comp
-        if longest:
-            for start, comp in longest.items():
-                for off in t.compound_splits[comp]:
-                    points.add(start + off)
+        for start, comp in longest.items():
+            for off in t.compound_splits[comp]:
+                points.add(start + off)
     for m in t.suffix_re.finditer(s):
         a = m.start()
         if a >= 2 and _is_letter(s[a - 1]) and _is_letter(s[a - 2]):
